@@ -1,0 +1,68 @@
+"""Helpers shared by the tests: time units, waiting with deadlines, a real server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import uvicorn
+
+from ticker.app import create_app
+from ticker.config import Settings
+
+UNIT = float(os.environ.get("TICKER_TEST_TIMEOUT_UNIT", "1"))
+"""One unit of patience, in seconds; a slow machine stretches it by the environment variable."""
+
+T = TypeVar("T")
+
+
+def units(n: float) -> float:
+    return n * UNIT
+
+
+def wait_for(check: Callable[[], T], *, timeout: float = 10, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy, or fail after ``timeout`` units."""
+    deadline = time.monotonic() + units(timeout)
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {units(timeout):.0f}s waiting for {what}")
+        time.sleep(0.01)
+
+
+def bound_socket(host: str = "127.0.0.1") -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    sock.listen(1024)
+    return sock
+
+
+class ServerThread:
+    """The real ASGI app under uvicorn on a free port, in a thread of the test process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.sock = bound_socket()
+        port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}"
+        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on", ws="websockets-sansio")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        wait_for(lambda: self.server.started, timeout=20, what="server start")
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(units(30))
+        self.sock.close()

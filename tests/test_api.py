@@ -1,0 +1,218 @@
+"""The HTTP API on a real server over a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from ticker.auth import Scope
+from ticker.config import Settings
+from ticker.store import Store, connect
+from tests.conftest import make_token
+from tests.support import ServerThread
+
+
+@pytest.fixture
+def http(server: ServerThread) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def post(http: httpx.Client, token: str, body: object, **headers: str) -> httpx.Response:
+    return http.post("/api/items", json=body, headers={**auth(token), **headers})
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["code"] == code and isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["fields"], list)
+    return dict(error)
+
+
+def stream_length(settings: Settings) -> int:
+    async def count() -> int:
+        assert settings.redis_url
+        client = connect(settings.redis_url)
+        try:
+            return int(await client.xlen(Store(client, prefix=settings.prefix).stream_key))
+        finally:
+            await client.aclose()
+
+    return asyncio.run(count())
+
+
+def test_publish_get_edit_retract_roundtrip(http: httpx.Client, admin_token: str) -> None:
+    created = post(http, admin_token, {"headline": "Quake hits", "labels": ["exclusive"], "id": "q1"})
+    assert created.status_code == 201 and created.headers["location"] == "/api/items/q1"
+    body = created.json()
+    assert set(body) == {"item", "cursor"} and body["item"]["version"] == 1
+
+    got = http.get("/api/items/q1")
+    assert got.status_code == 200 and got.headers["etag"] == '"1"' and got.json() == body["item"]
+
+    edited = http.patch("/api/items/q1", json={"headline": "Quake: 5 dead"}, headers=auth(admin_token))
+    assert edited.status_code == 200 and edited.json()["item"]["updated_at"] is not None
+    corrected = http.patch(
+        "/api/items/q1",
+        json={"kind": "correction", "correction": "Four died, not five", "headline": "Quake: 4 dead"},
+        headers={**auth(admin_token), "If-Match": '"2"'},
+    )
+    assert corrected.status_code == 200 and corrected.json()["item"]["correction"] == "Four died, not five"
+    fixed = http.patch("/api/items/q1", json={"kind": "fix", "headline": "Quake: 4 dead."}, headers=auth(admin_token))
+    assert fixed.json()["item"]["version"] == 4
+
+    listed = http.get("/api/items").json()
+    assert [i["id"] for i in listed["items"]] == ["q1"] and listed["cursor"] == fixed.json()["cursor"]
+
+    gone = http.delete("/api/items/q1", headers={**auth(admin_token), "If-Match": "4"})
+    assert gone.status_code == 200 and gone.json()["item"]["version"] == 5
+    assert http.get("/api/items").json()["items"] == []
+    assert_error(http.get("/api/items/q1"), 404, "not_found")
+
+
+def test_idempotent_create(http: httpx.Client, admin_token: str, settings: Settings) -> None:
+    body = {"id": "wire-123", "headline": "Same story"}
+    first = post(http, admin_token, body)
+    again = post(http, admin_token, body)
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json() == first.json()
+    assert stream_length(settings) == 1
+    assert_error(post(http, admin_token, {**body, "headline": "Other story"}), 409, "conflict")
+    assert stream_length(settings) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"headline": ""}, "headline"),
+        ({"headline": "x" * 301}, "headline"),
+        ({"headline": "a\u0000b"}, "headline"),
+        ({"headline": "ok", "url": "javascript:alert(1)"}, "url"),
+        ({"headline": "ok", "labels": ["gossip"]}, "labels"),
+        ({"headline": "ok", "labels": ["live", "live"]}, "labels"),
+        ({"headline": "ok", "channel": "No Caps"}, "channel"),
+        ({"headline": "ok", "published_at": "2024-11-17T16:22:00"}, "published_at"),
+        ({"headline": "ok", "id": "bad id!"}, "id"),
+        ({"headline": "ok", "lang": "english please"}, "lang"),
+        ({"headline": "ok", "colour": "red"}, "colour"),
+    ],
+)
+def test_each_bad_field_is_a_422_naming_it(
+    http: httpx.Client, admin_token: str, settings: Settings, body: dict[str, object], field: str
+) -> None:
+    error = assert_error(post(http, admin_token, body), 422, "invalid")
+    assert field in [f["field"] for f in error["fields"]]  # type: ignore[attr-defined]
+    assert stream_length(settings) == 0
+
+
+def test_bad_edits(http: httpx.Client, admin_token: str) -> None:
+    post(http, admin_token, {"id": "q1", "headline": "Quake"})
+    h = auth(admin_token)
+    assert_error(http.patch("/api/items/q1", json={}, headers=h), 422, "invalid")
+    error = assert_error(http.patch("/api/items/q1", json={"kind": "correction"}, headers=h), 422, "invalid")
+    assert [f["field"] for f in error["fields"]] == ["correction"]  # type: ignore[attr-defined]
+    assert_error(http.patch("/api/items/q1", json={"headline": "x"}, headers={**h, "If-Match": '"7"'}), 412,
+                 "precondition_failed")
+    assert_error(http.patch("/api/items/q1", json={"headline": "x"}, headers={**h, "If-Match": "soon"}), 400,
+                 "bad_request")
+    assert_error(http.patch("/api/items/missing", json={"headline": "x"}, headers=h), 404, "not_found")
+    assert_error(http.delete("/api/items/missing", headers=h), 404, "not_found")
+    assert http.get("/api/items/q1").json()["version"] == 1
+
+
+def test_auth(http: httpx.Client, settings: Settings) -> None:
+    body = {"headline": "Quake"}
+    assert_error(http.post("/api/items", json=body), 401, "unauthorized")
+    assert_error(http.post("/api/items", json=body, headers={"Authorization": "Basic abc"}), 401, "unauthorized")
+    assert_error(post(http, "tk_wrong", body), 401, "unauthorized")
+    reader = make_token(settings, "retractor", Scope.RETRACT)
+    assert_error(post(http, reader, body), 403, "forbidden")
+    writer = make_token(settings, "writer", Scope.PUBLISH)
+    created = post(http, writer, body)
+    assert created.status_code == 201 and created.headers.get("www-authenticate") is None
+    item_id = created.json()["item"]["id"]
+    assert_error(http.patch(f"/api/items/{item_id}", json={"headline": "x"}, headers=auth(writer)), 403, "forbidden")
+    assert_error(http.delete(f"/api/items/{item_id}", headers=auth(writer)), 403, "forbidden")
+
+
+def test_revoked_token_is_refused_at_once(http: httpx.Client, settings: Settings) -> None:
+    token = make_token(settings, "temp", Scope.PUBLISH)
+    assert post(http, token, {"headline": "one"}).status_code == 201
+
+    async def revoke() -> None:
+        assert settings.redis_url
+        client = connect(settings.redis_url)
+        try:
+            await Store(client, prefix=settings.prefix).revoke_token("temp")
+        finally:
+            await client.aclose()
+
+    asyncio.run(revoke())
+    assert_error(post(http, token, {"headline": "two"}), 401, "unauthorized")
+
+
+def test_body_content_type_and_json_errors(http: httpx.Client, admin_token: str, settings: Settings) -> None:
+    h = auth(admin_token)
+    big = json.dumps({"headline": "x" * (settings.max_body_bytes + 10)})
+    assert_error(http.post("/api/items", content=big, headers={**h, "Content-Type": "application/json"}), 413,
+                 "too_large")
+    assert_error(http.post("/api/items", content="headline=x", headers={**h, "Content-Type": "text/plain"}), 415,
+                 "unsupported_media_type")
+    assert_error(http.post("/api/items", content="{nope", headers={**h, "Content-Type": "application/json"}), 400,
+                 "bad_request")
+    assert_error(http.post("/api/items", content="[1]", headers={**h, "Content-Type": "application/json"}), 422,
+                 "invalid")
+    assert_error(http.post("/api/items", content=b"\xff\xfe", headers={**h, "Content-Type": "application/json"}),
+                 400, "bad_request")
+    assert stream_length(settings) == 0
+
+
+def test_list_parameters(http: httpx.Client, admin_token: str) -> None:
+    for n in range(5):
+        post(http, admin_token, {"id": f"n{n}", "headline": f"News {n}", "published_at": f"2024-11-17T16:2{n}:00Z"})
+    post(http, admin_token, {"id": "s1", "headline": "Goal", "channel": "sport"})
+    page = http.get("/api/items", params={"channel": "news", "limit": 2}).json()
+    assert [i["id"] for i in page["items"]] == ["n4", "n3"] and page["next"]
+    rest = http.get("/api/items", params={"channel": "news", "before": page["next"]}).json()
+    assert [i["id"] for i in rest["items"]] == ["n2", "n1", "n0"] and rest["next"] is None
+    assert len(http.get("/api/items").json()["items"]) == 6
+    assert_error(http.get("/api/items", params={"limit": "0"}), 400, "bad_request")
+    assert_error(http.get("/api/items", params={"limit": "many"}), 400, "bad_request")
+    assert_error(http.get("/api/items", params={"before": "garbage"}), 400, "bad_request")
+    assert_error(http.get("/api/items", params={"channel": "Bad Channel"}), 400, "bad_request")
+    assert_error(http.get("/api/items/has%20space"), 404, "not_found")
+
+
+def test_rate_limit_on_staff_writes(redis_url: str, prefix: str, tmp_path: object) -> None:
+    settings = Settings(redis_url=redis_url, prefix=prefix, write_rate=0.01, write_burst=2)
+    token = make_token(settings, "eager", Scope.PUBLISH)
+    running = ServerThread(settings).start()
+    try:
+        with httpx.Client(base_url=running.url) as http:
+            assert [post(http, token, {"headline": f"h{n}"}).status_code for n in range(2)] == [201, 201]
+            limited = post(http, token, {"headline": "h3"})
+            assert_error(limited, 429, "rate_limited")
+            assert int(limited.headers["retry-after"]) >= 1
+    finally:
+        running.stop()
+
+
+def test_health_openapi_and_unknown_routes(http: httpx.Client) -> None:
+    assert http.get("/healthz").json() == {"status": "ok"}
+    assert http.get("/readyz").json() == {"status": "ready"}
+    doc = http.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.") and "/api/items/{id}" in doc["paths"]
+    assert "ItemCreate" in doc["components"]["schemas"]
+    assert_error(http.get("/no/such/page"), 404, "not_found")
+    assert_error(http.put("/api/items"), 405, "method_not_allowed")
+    assert http.get("/healthz").headers["x-content-type-options"] == "nosniff"

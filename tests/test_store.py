@@ -1,0 +1,195 @@
+"""The store against a real Redis: atomic changes, the stream layout, paging."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ticker.errors import Conflict, NotFound, PreconditionFailed
+from ticker.models import Item, ItemCreate, ItemEdit, parse
+from ticker.store import Store, connect
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def store(redis_url: str, prefix: str) -> AsyncIterator[Store]:
+    client = connect(redis_url)
+    yield Store(client, prefix=prefix, stream_maxlen=100)
+    await client.aclose()
+
+
+def create(**body: object) -> ItemCreate:
+    return parse(ItemCreate, {"headline": "Quake hits the coast", **body})
+
+
+async def entries(store: Store) -> list[tuple[str, dict[str, str]]]:
+    return list(await store.redis.xrange(store.stream_key))
+
+
+async def test_publish_appends_one_entry_with_the_documented_fields(store: Store) -> None:
+    result = await store.publish(create(labels=["breaking"], id="q1"), actor="desk")
+    [(cursor, fields)] = await entries(store)
+    assert cursor == result.cursor
+    assert set(fields) == {"op", "id", "item", "actor", "v", "ts"}
+    assert fields["op"] == "publish" and fields["id"] == "q1" and fields["actor"] == "desk"
+    assert fields["v"] == "1"
+    assert abs(int(fields["ts"]) - int(cursor.split("-")[0])) < 1000
+    assert json.loads(fields["item"]) == result.item.model_dump(mode="json")
+    assert (await store.get("q1")) == result.item
+
+
+async def test_keys_share_one_hash_tag(store: Store) -> None:
+    await store.publish(create(channel="sport"), actor="desk")
+    keys = [k async for k in store.redis.scan_iter(match="*" + store.prefix + "*")]
+    assert keys and all(k.startswith("{" + store.prefix + "}:") for k in keys)
+
+
+async def test_same_id_same_content_appends_nothing(store: Store) -> None:
+    first = await store.publish(create(id="q1"), actor="desk")
+    again = await store.publish(create(id="q1"), actor="desk")
+    assert not again.created and again.item == first.item and again.cursor == first.cursor
+    assert len(await entries(store)) == 1
+
+
+async def test_same_id_other_content_conflicts(store: Store) -> None:
+    await store.publish(create(id="q1"), actor="desk")
+    with pytest.raises(Conflict):
+        await store.publish(create(id="q1", headline="Something else"), actor="desk")
+    assert len(await entries(store)) == 1
+
+
+async def test_edit_and_retract_keep_log_and_state_together(store: Store) -> None:
+    await store.publish(create(id="q1"), actor="desk")
+    edited = await store.edit("q1", parse(ItemEdit, {"headline": "Quake: 5 dead"}), actor="ed")
+    assert edited.item.version == 2 and edited.item.updated_at is not None
+    gone = await store.retract("q1", actor="chief")
+    assert gone.item.version == 3
+    log = await entries(store)
+    assert [f["op"] for _, f in log] == ["publish", "update", "retract"]
+    assert [f["actor"] for _, f in log] == ["desk", "ed", "chief"]
+    assert json.loads(log[-1][1]["item"])["version"] == 3
+    with pytest.raises(NotFound, match="retracted"):
+        await store.get("q1")
+    assert (await store.page()).items == []
+    assert [i.id for i in await store.retracted()] == ["q1"]
+    with pytest.raises(NotFound):
+        await store.edit("q1", parse(ItemEdit, {"headline": "again"}), actor="ed")
+    with pytest.raises(Conflict, match="retracted"):
+        await store.publish(create(id="q1"), actor="desk")
+
+
+async def test_if_match_mismatch_is_a_precondition_failure(store: Store) -> None:
+    await store.publish(create(id="q1"), actor="desk")
+    with pytest.raises(PreconditionFailed):
+        await store.edit("q1", parse(ItemEdit, {"headline": "x"}), actor="ed", if_match=2)
+    ok = await store.edit("q1", parse(ItemEdit, {"headline": "x"}), actor="ed", if_match=1)
+    assert ok.item.version == 2
+    with pytest.raises(PreconditionFailed):
+        await store.retract("q1", actor="ed", if_match=1)
+
+
+async def test_unknown_item(store: Store) -> None:
+    with pytest.raises(NotFound):
+        await store.get("nope")
+    with pytest.raises(NotFound):
+        await store.retract("nope", actor="ed")
+
+
+async def test_fifty_concurrent_edits_agree_with_the_log(store: Store) -> None:
+    await store.publish(create(id="hot"), actor="desk")
+
+    async def edit(n: int) -> bool:
+        try:
+            await store.edit("hot", parse(ItemEdit, {"headline": f"Edit {n}"}), actor=f"e{n}")
+        except Conflict:
+            return False
+        return True
+
+    results = await asyncio.gather(*(edit(n) for n in range(50)))
+    item = await store.get("hot")
+    assert item.version == 1 + sum(results)
+    log = await entries(store)
+    versions = [json.loads(f["item"])["version"] for _, f in log]
+    assert versions == list(range(1, item.version + 1))
+    assert json.loads(log[-1][1]["item"]) == item.model_dump(mode="json")
+
+
+async def test_concurrent_if_match_edits_let_exactly_one_win(store: Store) -> None:
+    await store.publish(create(id="hot"), actor="desk")
+
+    async def edit(n: int) -> bool:
+        try:
+            await store.edit("hot", parse(ItemEdit, {"headline": f"Edit {n}"}), actor="e", if_match=1)
+        except PreconditionFailed:
+            return False
+        return True
+
+    results = await asyncio.gather(*(edit(n) for n in range(20)))
+    assert sum(results) == 1 and (await store.get("hot")).version == 2
+
+
+async def test_paging_has_no_overlap_while_new_items_arrive(store: Store) -> None:
+    base = datetime.now(UTC) - timedelta(hours=1)
+    for n in range(25):
+        await store.publish(create(id=f"i{n:02d}", published_at=base + timedelta(seconds=n)), actor="desk")
+    first = await store.page(limit=10)
+    assert [i.id for i in first.items] == [f"i{n:02d}" for n in range(24, 14, -1)]
+    for n in range(5):  # new items land on top meanwhile
+        await store.publish(create(id=f"new{n}"), actor="desk")
+    seen = [i.id for i in first.items]
+    token = first.next
+    while token:
+        page = await store.page(limit=10, before=token)
+        seen += [i.id for i in page.items]
+        token = page.next
+    assert seen == [f"i{n:02d}" for n in range(24, -1, -1)]
+
+
+async def test_equal_times_page_by_id(store: Store) -> None:
+    at = datetime.now(UTC) - timedelta(minutes=1)
+    for name in ("c", "a", "b"):
+        await store.publish(create(id=name, published_at=at), actor="desk")
+    one = await store.page(limit=2)
+    two = await store.page(limit=2, before=one.next)
+    assert [i.id for i in one.items + two.items] == ["c", "b", "a"] and two.next is None
+
+
+async def test_channels_pins_and_snapshot_cursor(store: Store) -> None:
+    await store.publish(create(id="s1", channel="sport"), actor="desk")
+    await store.publish(create(id="n1", pinned=True), actor="desk")
+    last = await store.publish(create(id="n2"), actor="desk")
+    news = await store.page(channel="news")
+    assert [i.id for i in news.items] == ["n2", "n1"] and news.cursor == last.cursor
+    assert [i.id for i in news.pinned] == ["n1"]
+    assert [i.id for i in (await store.page(channel="sport")).items] == ["s1"]
+    assert len((await store.page()).items) == 3
+    await store.edit("s1", parse(ItemEdit, {"channel": "news"}), actor="ed")
+    assert (await store.page(channel="sport")).items == []
+    await store.edit("n1", parse(ItemEdit, {"pinned": False}), actor="ed")
+    assert (await store.page()).pinned == []
+
+
+async def test_stream_is_trimmed_approximately(store: Store) -> None:
+    for n in range(400):
+        await store.publish(create(id=f"i{n}"), actor="desk")
+    length = await store.redis.xlen(store.stream_key)
+    assert 100 <= length < 400
+    first = await store.first()
+    assert first is not None and first > "0-0"
+    assert len((await store.page(limit=200)).items) == 200  # the state keeps every item
+
+
+async def test_changes_after_cursor(store: Store) -> None:
+    one = await store.publish(create(id="a"), actor="desk")
+    two = await store.publish(create(id="b"), actor="desk")
+    changes = await store.changes_after(one.cursor)
+    assert [c.cursor for c in changes] == [two.cursor]
+    assert Item.from_json(changes[0].item).id == "b" and changes[0].op == "publish"
+    waited = await store.wait_changes(one.cursor, block_ms=100)
+    assert [c.id for c in waited] == ["b"]
+    assert await store.wait_changes(two.cursor, block_ms=50) == []

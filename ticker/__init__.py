@@ -1,0 +1,5 @@
+"""Ticker: a live news-ticker event service."""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,98 @@
+"""``create_app(settings)``: routes, error handling, headers and the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ticker import api, openapi
+from ticker.config import Settings
+from ticker.errors import ConfigError, TickerError
+from ticker.limits import KeyedBuckets
+from ticker.store import Store, connect, unavailable
+
+log = logging.getLogger("ticker")
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+class SecurityHeaders:
+    """Adds hardening headers to every HTTP response (pure ASGI: streaming stays streaming)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in present]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def ticker_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TickerError)
+    return api.json_response(exc.to_json(), exc.status, exc.headers)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    error = TickerError(exc.detail or "error")
+    body = {"error": {"code": codes.get(exc.status_code, "bad_request"), "message": error.message, "fields": []}}
+    return api.json_response(body, exc.status_code, dict(exc.headers or {}))
+
+
+async def redis_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RedisError)
+    error = unavailable(exc)
+    return api.json_response(error.to_json(), error.status, error.headers)
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The ASGI application for one server process, talking to ``settings.redis_url``."""
+    if settings.redis_url is None:
+        raise ConfigError("create_app needs a Redis URL; the CLI starts the embedded Redis and passes its URL")
+    redis_url = settings.redis_url
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        client = connect(redis_url, health_check_interval=10, socket_connect_timeout=5, socket_timeout=10)
+        app.state.store = Store(client, prefix=settings.prefix, stream_maxlen=settings.stream_maxlen)
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    async def readiness() -> list[str]:
+        store: Store = app.state.store
+        return [] if await store.ping() else ["redis unreachable"]
+
+    handlers: dict[Any, Any] = {TickerError: ticker_error, HTTPException: http_error, RedisError: redis_error}
+    app = Starlette(routes=api.routes, lifespan=lifespan, exception_handlers=handlers)
+    app.add_middleware(SecurityHeaders)
+    app.state.settings = settings
+    app.state.write_limits = KeyedBuckets(settings.write_rate, settings.write_burst)
+    app.state.readiness = readiness
+    app.state.openapi = openapi.document()
+    return app

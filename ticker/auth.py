@@ -1,0 +1,84 @@
+"""Staff tokens: created once, stored hashed in Redis, checked on every write.
+
+A token is shown to its owner once and only its SHA-256 is stored: tokens are
+256 random bits, so a fast hash is enough, and a lookup by hash plus a
+constant-time comparison never reveals the secret by timing. Revocation deletes
+the hash from Redis, so every server process refuses the token at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ticker.errors import Forbidden, InvalidInput, Unauthorized
+from ticker.models import format_time, now
+from ticker.store import Store
+
+TOKEN_PREFIX = "tk_"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+class Scope(StrEnum):
+    PUBLISH = "publish"
+    EDIT = "edit"
+    RETRACT = "retract"
+    ADMIN = "admin"
+    """Everything."""
+
+
+@dataclass(frozen=True, slots=True)
+class Staff:
+    """Who made a request: the token's name is recorded as the change's actor."""
+
+    name: str
+    scopes: frozenset[Scope]
+
+    def require(self, scope: Scope) -> None:
+        if scope not in self.scopes and Scope.ADMIN not in self.scopes:
+            raise Forbidden(f"token {self.name!r} lacks the {scope.value!r} scope")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def parse_scopes(values: list[str]) -> frozenset[Scope]:
+    if not values:
+        raise InvalidInput("give at least one scope: " + ", ".join(s.value for s in Scope))
+    try:
+        return frozenset(Scope(v.strip().lower()) for v in values)
+    except ValueError:
+        bad = next(v for v in values if v.strip().lower() not in {s.value for s in Scope})
+        raise InvalidInput(f"unknown scope {bad!r}; use " + ", ".join(s.value for s in Scope)) from None
+
+
+async def create_token(store: Store, name: str, scopes: frozenset[Scope]) -> str:
+    """Create a named token and return its secret (the only time it is seen)."""
+    if not NAME_PATTERN.match(name):
+        raise InvalidInput(f"token name {name!r} must be 1-64 of A-Z a-z 0-9 _ . @ -")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    digest = hash_token(token)
+    record = {"scopes": sorted(s.value for s in scopes), "hash": digest, "created_at": format_time(now())}
+    await store.add_token(name, digest, record)
+    return token
+
+
+async def authenticate(store: Store, authorization: str | None) -> Staff:
+    """The staff member behind an ``Authorization: Bearer`` header, or 401."""
+    if not authorization:
+        raise Unauthorized("this needs a staff token: send 'Authorization: Bearer <token>'")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    digest = hash_token(token.strip())
+    found = await store.token_by_hash(digest)
+    if found is None or not hmac.compare_digest(found[1]["hash"], digest):
+        raise Unauthorized("unknown or revoked token")
+    name, record = found
+    await store.touch_token(name, format_time(now()))
+    return Staff(name, frozenset(Scope(s) for s in record["scopes"]))

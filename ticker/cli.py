@@ -1,0 +1,340 @@
+"""The ``ticker`` command.
+
+Writing commands (publish, update, retract) go through a server when
+``TICKER_URL`` (or ``--server``) is set, with ``TICKER_TOKEN``; otherwise they
+write straight to Redis (``TICKER_REDIS_URL``, or the embedded one) as the
+actor ``cli:<user>``. Every failure is one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import logging
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, NoReturn
+
+from redis.exceptions import RedisError
+
+from ticker import __version__, config
+from ticker.auth import create_token, parse_scopes
+from ticker.client import Client
+from ticker.config import Settings
+from ticker.embedded import EmbeddedRedis
+from ticker.errors import ConfigError, TickerError
+from ticker.models import Change, ItemCreate, ItemEdit, parse
+from ticker.store import Store, WriteResult, connect
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, not the whole usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"ticker: error: {message} (see '{self.prog} --help')\n")
+
+
+def _parser() -> Parser:
+    parser = Parser(prog="ticker", description="Ticker: a live news-ticker event service.")
+    parser.add_argument("--version", action="version", version=f"ticker {__version__}")
+    parser.add_argument("--redis-url", help="Redis to use (env TICKER_REDIS_URL; default: embedded)")
+    parser.add_argument("--prefix", help="key prefix of the deployment (env TICKER_PREFIX)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help=f"address to bind (default {config.DEFAULT_HOST})")
+    serve.add_argument("--port", type=int, help=f"port (default {config.DEFAULT_PORT}; 0 picks a free one)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    def writer(name: str, help: str) -> Parser:
+        cmd: Parser = sub.add_parser(name, help=help)
+        cmd.add_argument("--server", help="server URL to write through (env TICKER_URL)")
+        cmd.add_argument("--token", help="staff token for --server (env TICKER_TOKEN)")
+        cmd.add_argument("--json", action="store_true", help="print the answer as JSON")
+        return cmd
+
+    publish = writer("publish", "publish a headline")
+    publish.add_argument("headline")
+    publish.add_argument("--label", action="append", dest="labels", metavar="LABEL")
+    publish.add_argument("--url")
+    publish.add_argument("--channel")
+    publish.add_argument("--id")
+    publish.add_argument("--pinned", action="store_true", default=None)
+    publish.add_argument("--lang")
+    publish.add_argument("--author")
+    publish.add_argument("--published-at", help="ISO 8601 with a time zone, to back-date")
+
+    update = writer("update", "edit an item: an update, a correction or a fix")
+    update.add_argument("id")
+    update.add_argument("--headline")
+    update.add_argument("--label", action="append", dest="labels", metavar="LABEL")
+    update.add_argument("--no-labels", action="store_true", help="remove every label")
+    update.add_argument("--url")
+    update.add_argument("--channel")
+    update.add_argument("--lang")
+    update.add_argument("--author")
+    pin = update.add_mutually_exclusive_group()
+    pin.add_argument("--pin", dest="pinned", action="store_const", const=True)
+    pin.add_argument("--unpin", dest="pinned", action="store_const", const=False)
+    update.add_argument("--kind", choices=["update", "correction", "fix"], default=None)
+    update.add_argument("--correction", metavar="NOTE", help="what was wrong (implies --kind correction)")
+    update.add_argument("--if-match", type=int, metavar="VERSION")
+
+    retract = writer("retract", "retract an item (readers see it removed)")
+    retract.add_argument("id")
+    retract.add_argument("--if-match", type=int, metavar="VERSION")
+
+    tail = sub.add_parser("tail", help="follow the stream of changes")
+    tail.add_argument("--from", dest="start", metavar="CURSOR", help="start after this cursor (default: now)")
+    tail.add_argument("--channel")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.add_argument("--count", type=int, help="stop after this many changes")
+
+    token = sub.add_parser("token", help="manage staff tokens")
+    tsub = token.add_subparsers(dest="token_command", required=True, parser_class=Parser)
+    create = tsub.add_parser("create", help="create a token (printed once, on the last line)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scope", action="append", dest="scopes", required=True,
+                        help="publish, edit, retract or admin; repeat for several")
+    tsub.add_parser("list", help="names, scopes and last use (never secrets)")
+    revoke = tsub.add_parser("revoke", help="revoke a token on every server at once")
+    revoke.add_argument("name")
+    return parser
+
+
+# --- Redis and settings ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def redis_url(settings: Settings) -> Iterator[str]:
+    """The configured Redis URL, or the embedded Redis (started if needed, stopped after)."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    embedded = EmbeddedRedis(settings.state_dir)
+    try:
+        yield embedded.start()
+    finally:
+        embedded.stop()
+
+
+@contextlib.asynccontextmanager
+async def open_store(settings: Settings, url: str) -> AsyncIterator[Store]:
+    client = connect(url, socket_connect_timeout=5)
+    try:
+        yield Store(client, prefix=settings.prefix, stream_maxlen=settings.stream_maxlen)
+    finally:
+        await client.aclose()
+
+
+def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[int]]) -> int:
+    with redis_url(settings) as url:
+
+        async def go() -> int:
+            async with open_store(settings, url) as store:
+                return await work(store)
+
+        try:
+            return asyncio.run(go())
+        except RedisError as exc:
+            raise TickerError(
+                f"cannot use Redis at {url}: {exc}; is it running? check TICKER_REDIS_URL"
+            ) from None
+
+
+def actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+# --- commands ------------------------------------------------------------------
+
+
+def describe(result: dict[str, Any]) -> str:
+    item = result["item"]
+    labels = f" [{', '.join(item['labels'])}]" if item["labels"] else ""
+    return f"{item['id']} v{item['version']} {item['channel']}{labels}: {item['headline']} (cursor {result['cursor']})"
+
+
+def write_payloads(args: argparse.Namespace) -> dict[str, Any]:
+    names = ["headline", "url", "channel", "lang", "author", "pinned", "labels"]
+    if args.command == "publish":
+        names += ["id", "published_at"]
+    body = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if args.command == "update":
+        if args.no_labels:
+            body["labels"] = []
+        if args.correction is not None:
+            body["correction"] = args.correction
+        kind = args.kind or ("correction" if args.correction is not None else None)
+        if kind:
+            body["kind"] = kind
+    return body
+
+
+def cmd_write(args: argparse.Namespace, settings: Settings) -> int:
+    body = write_payloads(args)
+    if settings.url:
+        if not settings.token:
+            raise ConfigError("writing through a server needs a staff token: set TICKER_TOKEN or pass --token")
+        with Client(settings.url, token=settings.token) as client:
+            if args.command == "publish":
+                answer = client.publish(**body)
+            elif args.command == "update":
+                answer = client.edit(args.id, if_match=args.if_match, **body)
+            else:
+                answer = client.retract(args.id, if_match=args.if_match)
+        return show(answer, args.json)
+
+    async def direct(store: Store) -> int:
+        result: WriteResult
+        if args.command == "publish":
+            result = await store.publish(parse(ItemCreate, body, labels=settings.labels), actor=actor())
+        elif args.command == "update":
+            edit = parse(ItemEdit, body, labels=settings.labels)
+            result = await store.edit(args.id, edit, actor=actor(), if_match=args.if_match)
+        else:
+            result = await store.retract(args.id, actor=actor(), if_match=args.if_match)
+        return show({"item": result.item.model_dump(mode="json"), "cursor": result.cursor}, args.json)
+
+    return run_with_store(settings, direct)
+
+
+def show(answer: dict[str, Any], as_json: bool) -> int:
+    print(json.dumps(answer, ensure_ascii=False) if as_json else describe(answer), flush=True)
+    return 0
+
+
+def change_line(change: Change) -> str:
+    """One readable line per change, for ``ticker tail``."""
+    from datetime import UTC, datetime
+
+    item = change.parsed()
+    when = datetime.fromtimestamp(change.ts / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    labels = f" [{', '.join(item.labels)}]" if item.labels else ""
+    return (
+        f"{when} {change.op:<8} {item.id} v{item.version} {item.channel}{labels}: {item.headline}"
+        f"  ({change.actor}, {change.cursor})"
+    )
+
+
+def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
+    async def follow(store: Store) -> int:
+        cursor = args.start or await store.head()
+        seen = 0
+        while args.count is None or seen < args.count:
+            for change in await store.wait_changes(cursor, block_ms=1000):
+                cursor = change.cursor
+                if args.channel and change.parsed().channel != args.channel:
+                    continue
+                line = json.dumps(
+                    {"cursor": change.cursor, "op": change.op, "ts": change.ts, "actor": change.actor,
+                     "item": json.loads(change.item)}, ensure_ascii=False
+                ) if args.json else change_line(change)
+                print(line, flush=True)
+                seen += 1
+                if args.count is not None and seen >= args.count:
+                    break
+        return 0
+
+    return run_with_store(settings, follow)
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(store: Store) -> int:
+        if args.token_command == "create":
+            secret = await create_token(store, args.name, parse_scopes(args.scopes))
+            print(f"Created token {args.name!r} with scopes {', '.join(sorted(args.scopes))}.")
+            print("Keep it now; it is not shown again:")
+            print(secret)
+        elif args.token_command == "list":
+            tokens = await store.tokens()
+            if not tokens:
+                print("no tokens; create one with: ticker token create --name NAME --scope admin")
+            for name, record in tokens.items():
+                used = record.get("last_used") or "never used"
+                print(f"{name}\t{','.join(record['scopes'])}\tcreated {record['created_at']}\tlast used {used}")
+        else:
+            await store.revoke_token(args.name)
+            print(f"Revoked token {args.name!r}.")
+        return 0
+
+    return run_with_store(settings, work)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings, *, log_level: str = "info", banner: Callable[[str], None] | None = None) -> int:
+    """Run one server process until SIGINT/SIGTERM."""
+    import uvicorn
+
+    from ticker.app import create_app
+
+    sock = bind(settings.host, settings.port)
+    with redis_url(settings) as url:
+        settings = settings.with_overrides(redis_url=url)
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(f"Ticker serving on http://{shown}:{port} (Redis: {url})", flush=True)
+        if banner:
+            banner(f"http://{shown}:{port}")
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(settings), log_level=log_level, lifespan="on", ws="websockets-sansio")
+        )
+        server.run(sockets=[sock])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = config.load().with_overrides(
+            redis_url=args.redis_url,
+            prefix=args.prefix,
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+            url=getattr(args, "server", None),
+            token=getattr(args, "token", None),
+        )
+        config.validate(settings)
+        if args.command == "serve":
+            return serve(settings, log_level=args.log_level)
+        if args.command in ("publish", "update", "retract"):
+            return cmd_write(args, settings)
+        if args.command == "tail":
+            return cmd_tail(args, settings)
+        return cmd_token(args, settings)
+    except ConfigError as exc:
+        print(f"ticker: error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except TickerError as exc:
+        print(f"ticker: error: {exc.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

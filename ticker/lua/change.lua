@@ -1,0 +1,30 @@
+-- Edit or retract one item, if it is still at the version the caller read.
+-- KEYS: stream, items, gone, cursors, timeline (all), timeline (old channel), timeline (new channel), pinned
+-- ARGV: op ("update"/"retract"), id, expected_version, item_json, sort_key, actor, schema_v, maxlen, pinned ("1"/"0")
+local current = redis.call('HGET', KEYS[2], ARGV[2])
+if not current then return {'missing'} end
+if string.format('%d', cjson.decode(current)['version']) ~= ARGV[3] then return {'stale'} end
+local t = redis.call('TIME')
+local ts = string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000))
+local cursor = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[8], '*',
+  'op', ARGV[1], 'id', ARGV[2], 'item', ARGV[4], 'actor', ARGV[6], 'v', ARGV[7], 'ts', ts)
+if ARGV[1] == 'retract' then
+  redis.call('HDEL', KEYS[2], ARGV[2])
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
+  redis.call('ZREM', KEYS[5], ARGV[5])
+  redis.call('ZREM', KEYS[6], ARGV[5])
+  redis.call('ZREM', KEYS[8], ARGV[5])
+else
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
+  if KEYS[6] ~= KEYS[7] then
+    redis.call('ZREM', KEYS[6], ARGV[5])
+    redis.call('ZADD', KEYS[7], 0, ARGV[5])
+  end
+  if ARGV[9] == '1' then
+    redis.call('ZADD', KEYS[8], 0, ARGV[5])
+  else
+    redis.call('ZREM', KEYS[8], ARGV[5])
+  end
+end
+redis.call('HSET', KEYS[4], ARGV[2], cursor)
+return {'ok', cursor, ts}

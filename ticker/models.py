@@ -1,0 +1,347 @@
+"""The item, the requests that change it, and their JSON forms.
+
+Pydantic lives here, at the edges: requests are validated into these models,
+and an :class:`Item` is serialized once into the JSON string that the stream,
+the state hash and every client share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ticker.config import DEFAULT_CHANNEL, DEFAULT_LABELS
+from ticker.errors import InvalidInput
+from ticker.ids import new_id
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+CHANNEL_PATTERN = r"^[a-z0-9-]{1,32}$"
+LANG_PATTERN = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$"
+MAX_HEADLINE = 300
+MAX_URL = 2048
+MAX_LABELS = 5
+MAX_AUTHOR = 120
+MAX_CORRECTION = 500
+FUTURE_SKEW = timedelta(minutes=5)
+"""How far ahead of the server clock ``published_at`` may be (clock skew, not scheduling)."""
+STREAM_SCHEMA_VERSION = "1"
+
+
+def format_time(value: datetime) -> str:
+    """UTC ISO 8601 with milliseconds and ``Z``: the one time format on the wire."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def utc_ms(value: datetime) -> datetime:
+    """Normalize to UTC and whole milliseconds, so what is stored is what is sent."""
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def now() -> datetime:
+    return utc_ms(datetime.now(UTC))
+
+
+Time = Annotated[datetime, PlainSerializer(format_time, return_type=str)]
+
+
+class EditKind(StrEnum):
+    """What an edit means to readers."""
+
+    UPDATE = "update"
+    """New information: readers see "Updated"."""
+    CORRECTION = "correction"
+    """A factual error fixed: readers see "Corrected" and the note."""
+    FIX = "fix"
+    """A typo: the version moves, readers see no badge."""
+
+
+def _plain_text(value: str, *, what: str, limit: int) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if len(value) > limit:
+        raise ValueError(f"{what} must be at most {limit} characters (got {len(value)})")
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError(f"{what} must not contain control characters")
+    return value
+
+
+def _check_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) > MAX_URL:
+        raise ValueError(f"url must be at most {MAX_URL} characters")
+    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError("url must not contain spaces or control characters")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("url must be an absolute http or https URL")
+    return value
+
+
+def _check_labels(value: list[str], info: ValidationInfo) -> list[str]:
+    vocabulary: Iterable[str] = (info.context or {}).get("labels", DEFAULT_LABELS)
+    labels = [label.strip().lower() for label in value]
+    if len(labels) > MAX_LABELS:
+        raise ValueError(f"at most {MAX_LABELS} labels")
+    if len(set(labels)) != len(labels):
+        raise ValueError("labels must not repeat")
+    unknown = [label for label in labels if label not in vocabulary]
+    if unknown:
+        raise ValueError(f"unknown label {unknown[0]!r}; allowed: {', '.join(vocabulary)}")
+    return labels
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class _Content(_Strict):
+    """Validators shared by every model that carries item content."""
+
+    @field_validator("headline", check_fields=False)
+    @classmethod
+    def _headline(cls, value: str | None) -> str | None:
+        return None if value is None else _plain_text(value, what="headline", limit=MAX_HEADLINE)
+
+    @field_validator("author", check_fields=False)
+    @classmethod
+    def _author(cls, value: str | None) -> str | None:
+        return None if value is None else _plain_text(value, what="author", limit=MAX_AUTHOR)
+
+    @field_validator("url", check_fields=False)
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _check_url(value)
+
+    @field_validator("labels", check_fields=False)
+    @classmethod
+    def _labels(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        return None if value is None else _check_labels(value, info)
+
+
+class Item(_Content):
+    """The latest version of one headline, exactly as stored and sent."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    version: int = Field(ge=1)
+    headline: str
+    url: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    channel: str = Field(default=DEFAULT_CHANNEL, pattern=CHANNEL_PATTERN)
+    published_at: Time
+    updated_at: Time | None = None
+    correction: str | None = None
+    pinned: bool = False
+    lang: str | None = Field(default=None, pattern=LANG_PATTERN)
+    author: str | None = None
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Item:
+        """Trusted JSON from our own store: labels are not checked against today's vocabulary."""
+        return cls.model_validate_json(raw, context={"labels": _ANY_LABEL})
+
+    @property
+    def sort_key(self) -> str:
+        return sort_key(self.published_at, self.id)
+
+
+class _AnyLabel:
+    def __contains__(self, item: object) -> bool:
+        return True
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+
+_ANY_LABEL = _AnyLabel()
+
+
+def sort_key(published_at: datetime, item_id: str) -> str:
+    """Orders items by (published_at, id) as plain strings, for lexicographic paging."""
+    ms = int(published_at.timestamp() * 1000)
+    return f"{ms:015d}:{item_id}"
+
+
+class ItemCreate(_Content):
+    """``POST /api/items``: what a producer sends to publish."""
+
+    id: str | None = Field(default=None, pattern=ID_PATTERN)
+    headline: str
+    url: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    channel: str = Field(default=DEFAULT_CHANNEL, pattern=CHANNEL_PATTERN)
+    published_at: AwareDatetime | None = None
+    pinned: bool = False
+    lang: str | None = Field(default=None, pattern=LANG_PATTERN)
+    author: str | None = None
+
+    @field_validator("published_at")
+    @classmethod
+    def _not_future(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.astimezone(UTC) > datetime.now(UTC) + FUTURE_SKEW:
+            raise ValueError("published_at must not be in the future")
+        if value.astimezone(UTC).year < 1970:
+            raise ValueError("published_at must be after 1970")
+        return utc_ms(value)
+
+    def fingerprint(self) -> str:
+        """Identifies the request's content, so a retried create is recognized as the same."""
+        data = self.model_dump(mode="json", exclude={"id"})
+        return hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()
+
+    def to_item(self, *, at: datetime | None = None) -> Item:
+        return Item(
+            id=self.id or new_id(),
+            version=1,
+            headline=self.headline,
+            url=self.url,
+            labels=self.labels,
+            channel=self.channel,
+            published_at=self.published_at or at or now(),
+            pinned=self.pinned,
+            lang=self.lang,
+            author=self.author,
+        )
+
+
+CONTENT_FIELDS = ("headline", "url", "labels", "channel", "lang", "author")
+
+
+class ItemEdit(_Content):
+    """``PATCH /api/items/{id}``: the changed fields and the kind of edit."""
+
+    kind: EditKind = EditKind.UPDATE
+    correction: str | None = None
+    headline: str | None = None
+    url: str | None = None
+    labels: list[str] | None = None
+    channel: str | None = Field(default=None, pattern=CHANNEL_PATTERN)
+    pinned: bool | None = None
+    lang: str | None = Field(default=None, pattern=LANG_PATTERN)
+    author: str | None = None
+
+    @field_validator("correction")
+    @classmethod
+    def _note(cls, value: str | None) -> str | None:
+        return None if value is None else _plain_text(value, what="correction", limit=MAX_CORRECTION)
+
+    @field_validator("headline", "channel", "pinned", "labels")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ItemEdit:
+        if self.kind is EditKind.CORRECTION and self.correction is None:
+            raise InvalidInput(
+                "a correction needs a note saying what was wrong",
+                fields=[{"field": "correction", "message": "required for a correction"}],
+            )
+        if self.kind is not EditKind.CORRECTION and "correction" in self.model_fields_set:
+            raise InvalidInput(
+                "a correction note needs kind 'correction'",
+                fields=[{"field": "correction", "message": "only allowed with kind 'correction'"}],
+            )
+        if not self.changes() and self.kind is not EditKind.CORRECTION:
+            raise InvalidInput("the edit changes nothing", fields=[])
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The item fields this edit sets."""
+        return {name: getattr(self, name) for name in self.model_fields_set if name not in ("kind", "correction")}
+
+
+def apply_edit(item: Item, edit: ItemEdit, *, at: datetime) -> Item:
+    """The item after ``edit``: version + 1, and the badge the kind of edit calls for."""
+    changes = edit.changes()
+    update: dict[str, Any] = {**changes, "version": item.version + 1}
+    content_changed = any(name in changes and changes[name] != getattr(item, name) for name in CONTENT_FIELDS)
+    if edit.kind is EditKind.CORRECTION:
+        update["correction"] = edit.correction
+        update["updated_at"] = at
+    elif edit.kind is EditKind.UPDATE and content_changed:
+        update["updated_at"] = at
+    return item.model_copy(update=update)
+
+
+def validation_error(exc: ValidationError) -> InvalidInput:
+    """One :class:`InvalidInput` naming every bad field, from a pydantic error."""
+    fields = []
+    for error in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in error["loc"]) or "body"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif error["type"] == "string_pattern_mismatch":
+            message = f"does not match {error['ctx']['pattern']}"
+        fields.append({"field": loc, "message": message})
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return InvalidInput(f"invalid input: {summary}", fields=fields)
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def parse(model: type[_M], data: Any, *, labels: Iterable[str] = DEFAULT_LABELS) -> _M:
+    """Validate request data into ``model``, raising :class:`InvalidInput` on any problem."""
+    try:
+        return model.model_validate(data, context={"labels": tuple(labels)})
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+WriteOp = Literal["publish", "update", "retract"]
+_SAFE_ID = re.compile(ID_PATTERN)
+
+
+def valid_id(value: str) -> bool:
+    return bool(_SAFE_ID.match(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One stream entry, as plain values for the hot path (the item stays a JSON string)."""
+
+    cursor: str
+    op: str
+    id: str
+    item: str
+    """The item after the change, as the JSON string stored in the entry."""
+    actor: str
+    ts: int
+    """Server time of the append, in milliseconds since the epoch."""
+
+    @classmethod
+    def from_entry(cls, cursor: str, fields: dict[str, str]) -> Change:
+        ts = fields.get("ts") or cursor.split("-", 1)[0]
+        return cls(cursor, fields["op"], fields["id"], fields["item"], fields.get("actor", ""), int(ts))
+
+    def parsed(self) -> Item:
+        return Item.from_json(self.item)

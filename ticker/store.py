@@ -1,0 +1,263 @@
+"""The only module that talks to Redis.
+
+Every change is one Lua script that appends the stream entry and updates the
+item state together, so the log and the state never disagree. All keys share
+the hash tag ``{prefix}`` so the same scripts run on a Redis Cluster::
+
+    {p}:stream          the change log (entries: op, id, item, actor, v, ts)
+    {p}:items           hash id -> item JSON (live items)
+    {p}:gone            hash id -> item JSON (retracted: tombstones)
+    {p}:fp              hash id -> fingerprint of the create request (idempotency)
+    {p}:cursor          hash id -> cursor of the item's last change
+    {p}:tl, {p}:tl:<ch> sorted sets of "<published_at ms>:<id>" (all, per channel)
+    {p}:pinned          sorted set of pinned items' sort keys
+    {p}:tokens          hash name -> token record JSON; {p}:token-hash: hash -> name
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ticker.config import DEFAULT_PREFIX, DEFAULT_STREAM_MAXLEN
+from ticker.errors import Conflict, NotFound, PreconditionFailed, Unavailable
+from ticker.models import STREAM_SCHEMA_VERSION, Change, Item, ItemCreate, ItemEdit, apply_edit, now
+
+EDIT_RETRIES = 200
+"""Optimistic retries of an edit that lost a race with another edit of the same item."""
+
+
+def _script(name: str) -> str:
+    return resources.files("ticker").joinpath("lua", f"{name}.lua").read_text()
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    item: Item
+    cursor: str
+    created: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Item]
+    cursor: str
+    """The stream position the page is current as of."""
+    next: str | None
+    """Pass as ``before`` for the next (older) page; ``None`` on the last page."""
+    pinned: list[Item]
+
+
+def connect(url: str, **kwargs: Any) -> aioredis.Redis:
+    """A client for ``url`` that decodes replies as text."""
+    return cast(aioredis.Redis, aioredis.Redis.from_url(url, decode_responses=True, **kwargs))
+
+
+def unavailable(exc: RedisError) -> Unavailable:
+    return Unavailable(f"Redis is unavailable ({type(exc).__name__}); retry shortly")
+
+
+class Store:
+    """Items, their change log and staff tokens in one Redis."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        stream_maxlen: int = DEFAULT_STREAM_MAXLEN,
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.stream_maxlen = stream_maxlen
+        tag = "{" + prefix + "}"
+        self.stream_key = f"{tag}:stream"
+        self._items = f"{tag}:items"
+        self._gone = f"{tag}:gone"
+        self._fp = f"{tag}:fp"
+        self._cursor = f"{tag}:cursor"
+        self._tl = f"{tag}:tl"
+        self._pinned = f"{tag}:pinned"
+        self._tokens = f"{tag}:tokens"
+        self._token_hash = f"{tag}:token-hash"
+        self._token_used = f"{tag}:token-used"
+        self._publish = redis.register_script(_script("publish"))
+        self._change = redis.register_script(_script("change"))
+        self._page = redis.register_script(_script("page"))
+
+    def _timeline(self, channel: str | None) -> str:
+        return self._tl if channel is None else f"{self._tl}:{channel}"
+
+    async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await op()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise unavailable(exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc))) from exc
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    # --- writes -------------------------------------------------------------
+
+    async def publish(self, create: ItemCreate, *, actor: str) -> WriteResult:
+        """Append a new item; the same ``id`` with the same content again changes nothing."""
+        item = create.to_item()
+        keys = [
+            self.stream_key, self._items, self._gone, self._fp, self._cursor,
+            self._tl, self._timeline(item.channel), self._pinned,
+        ]
+        args = [
+            item.id, item.to_json(), create.fingerprint(), item.sort_key, actor,
+            STREAM_SCHEMA_VERSION, self.stream_maxlen, "1" if item.pinned else "0",
+        ]
+        reply = await self._call(lambda: self._publish(keys=keys, args=args))
+        match reply[0]:
+            case "ok":
+                return WriteResult(item, reply[1])
+            case "same":
+                return WriteResult(Item.from_json(reply[1]), reply[2], created=False)
+            case "retracted":
+                raise Conflict(f"item {item.id} was retracted; publish it under a new id")
+            case _:
+                raise Conflict(f"item {item.id} already exists with other content")
+
+    async def edit(self, item_id: str, edit: ItemEdit, *, actor: str, if_match: int | None = None) -> WriteResult:
+        """Apply an edit (update, correction or fix); version + 1."""
+        return await self._apply("update", item_id, lambda item: apply_edit(item, edit, at=now()), actor, if_match)
+
+    async def retract(self, item_id: str, *, actor: str, if_match: int | None = None) -> WriteResult:
+        """Retract an item: a tombstone in the log, gone from every list."""
+        return await self._apply(
+            "retract", item_id, lambda item: item.model_copy(update={"version": item.version + 1}), actor, if_match
+        )
+
+    async def _apply(
+        self, op: str, item_id: str, change: Callable[[Item], Item], actor: str, if_match: int | None
+    ) -> WriteResult:
+        for _ in range(EDIT_RETRIES):
+            item = await self.get(item_id)
+            if if_match is not None and item.version != if_match:
+                raise PreconditionFailed(f"item {item_id} is at version {item.version}, not {if_match}")
+            new = change(item)
+            keys = [
+                self.stream_key, self._items, self._gone, self._cursor, self._tl,
+                self._timeline(item.channel), self._timeline(new.channel), self._pinned,
+            ]
+            args = [
+                op, item_id, item.version, new.to_json(), item.sort_key, actor,
+                STREAM_SCHEMA_VERSION, self.stream_maxlen, "1" if new.pinned else "0",
+            ]
+            reply = await self._call(lambda: self._change(keys=keys, args=args))  # noqa: B023
+            if reply[0] == "ok":
+                return WriteResult(new, reply[1])
+            if reply[0] == "missing":
+                continue  # retracted meanwhile: get() raises the right error next round
+            if if_match is not None:
+                raise PreconditionFailed(f"item {item_id} changed meanwhile; read it again")
+        raise Conflict(f"item {item_id} is being edited too often at once; try again")
+
+    # --- reads --------------------------------------------------------------
+
+    async def get(self, item_id: str) -> Item:
+        """The live item, or :class:`NotFound` (also for retracted items, with a clear message)."""
+        raw = await self._call(lambda: self.redis.hget(self._items, item_id))
+        if raw is None:
+            if await self._call(lambda: self.redis.hexists(self._gone, item_id)):
+                raise NotFound(f"item {item_id} was retracted")
+            raise NotFound(f"no item with id {item_id}")
+        return Item.from_json(raw)
+
+    async def page(self, *, channel: str | None = None, limit: int = 20, before: str | None = None) -> Page:
+        """Live items newest first by (published_at, id); stable while new items arrive."""
+        bound = "+" if before is None else "(" + before
+        keys = [self._timeline(channel), self._items, self.stream_key, self._pinned]
+        args = [bound, limit, "1" if before is None else "0"]
+        reply = await self._call(lambda: self._page(keys=keys, args=args))
+        cursor, count = reply[0], int(reply[1])
+        pairs = reply[2 : 2 + 2 * count]
+        rows = [(pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2) if pairs[i + 1]]
+        items = [Item.from_json(raw) for _, raw in rows[:limit]]
+        more = count > limit
+        pinned = [Item.from_json(raw) for raw in reply[2 + 2 * count :] if raw]
+        if channel is not None:
+            pinned = [item for item in pinned if item.channel == channel]
+        return Page(items, cursor, items[-1].sort_key if more and items else None, pinned)
+
+    async def retracted(self, limit: int = 50) -> list[Item]:
+        """Recently retracted items (tombstones), for feeds."""
+        raw = await self._call(lambda: self.redis.hvals(self._gone))
+        items = [Item.from_json(r) for r in raw]
+        return sorted(items, key=lambda i: i.sort_key, reverse=True)[:limit]
+
+    async def head(self) -> str:
+        """The cursor of the newest entry (``0-0`` for an empty stream)."""
+        last = await self._call(lambda: self.redis.xrevrange(self.stream_key, count=1))
+        return str(last[0][0]) if last else "0-0"
+
+    async def first(self) -> str | None:
+        """The cursor of the oldest retained entry; older cursors have been trimmed away."""
+        first = await self._call(lambda: self.redis.xrange(self.stream_key, count=1))
+        return str(first[0][0]) if first else None
+
+    async def changes_after(self, cursor: str, *, count: int = 1000) -> list[Change]:
+        """Entries after ``cursor``, oldest first (no waiting)."""
+        rows = await self._call(lambda: self.redis.xrange(self.stream_key, min="(" + cursor, count=count))
+        return [Change.from_entry(entry_id, fields) for entry_id, fields in rows]
+
+    async def wait_changes(self, cursor: str, *, count: int = 1000, block_ms: int = 5000) -> list[Change]:
+        """Entries after ``cursor``, waiting up to ``block_ms`` for the first one."""
+        reply = await self.redis.xread({self.stream_key: cursor}, count=count, block=block_ms)
+        if not reply:
+            return []
+        return [Change.from_entry(entry_id, fields) for entry_id, fields in reply[0][1]]
+
+    # --- staff tokens -------------------------------------------------------
+
+    async def add_token(self, name: str, token_hash: str, record: dict[str, Any]) -> None:
+        created = await self._call(lambda: self.redis.hsetnx(self._tokens, name, json.dumps(record)))
+        if not created:
+            raise Conflict(f"a token named {name!r} exists already; revoke it first or pick another name")
+        await self._call(lambda: self.redis.hset(self._token_hash, token_hash, name))
+
+    async def token_by_hash(self, token_hash: str) -> tuple[str, dict[str, Any]] | None:
+        name = await self._call(lambda: self.redis.hget(self._token_hash, token_hash))
+        if name is None:
+            return None
+        raw = await self._call(lambda: self.redis.hget(self._tokens, name))
+        return None if raw is None else (name, json.loads(raw))
+
+    async def tokens(self) -> dict[str, dict[str, Any]]:
+        records = await self._call(lambda: self.redis.hgetall(self._tokens))
+        used = await self._call(lambda: self.redis.hgetall(self._token_used))
+        return {name: {**json.loads(raw), "last_used": used.get(name)} for name, raw in sorted(records.items())}
+
+    async def revoke_token(self, name: str) -> None:
+        raw = await self._call(lambda: self.redis.hget(self._tokens, name))
+        if raw is None:
+            raise NotFound(f"no token named {name!r}")
+        record = json.loads(raw)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._token_hash, record["hash"])
+            pipe.hdel(self._tokens, name)
+            pipe.hdel(self._token_used, name)
+            await self._call(pipe.execute)
+
+    async def touch_token(self, name: str, at: str) -> None:
+        await self._call(lambda: self.redis.hset(self._token_used, name, at))
+
+    async def clear(self) -> None:
+        """Delete every key of this prefix (tests and ``ticker`` resets only)."""
+        keys = [k async for k in self.redis.scan_iter(match="{" + self.prefix + "}:*", count=1000)]
+        if keys:
+            await self.redis.delete(*keys)
