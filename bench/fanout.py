@@ -185,7 +185,9 @@ class LoadGen:
 
     def __init__(self, procs: Processes) -> None:
         self.procs = procs
-        self.process = procs.start([sys.executable, "-m", "bench.loadgen"], core=procs.load_core, pipes=True)
+        self.process = procs.start(
+            [sys.executable, "-m", "bench.loadgen"], core=procs.load_core, pipes=True
+        )
 
     def call(self, cmd: str, patience: float, **args: Any) -> dict[str, Any]:
         stdin, stdout = self.process.stdin, self.process.stdout
@@ -222,14 +224,35 @@ class Bench:
     def server_command(self, kind: str, prefix: str) -> list[str]:
         common = ["--redis-url", self.redis_url, "--prefix", prefix]
         if kind == "ours":
-            return [sys.executable, "-m", "ticker.cli", *common, "serve", "--port", "0", "--log-level", "warning"]
+            return [
+                sys.executable,
+                "-m",
+                "ticker.cli",
+                *common,
+                "serve",
+                "--port",
+                "0",
+                "--log-level",
+                "warning",
+            ]
         module = {"naive": "bench.ref_naive", "broadcast": "bench.ref_broadcast"}[kind]
         return [sys.executable, "-m", module, *common]
 
     def produce(self, prefix: str, rate: float, start: int, count: int) -> dict[str, Any]:
         args = [
-            sys.executable, "-m", "bench.producer", "--redis-url", self.redis_url, "--prefix", prefix,
-            "--rate", str(rate), "--start", str(start), "--count", str(count),
+            sys.executable,
+            "-m",
+            "bench.producer",
+            "--redis-url",
+            self.redis_url,
+            "--prefix",
+            prefix,
+            "--rate",
+            str(rate),
+            "--start",
+            str(start),
+            "--count",
+            str(count),
         ]
         process = self.procs.start(args, core=self.procs.load_core, pipes=True)
         try:
@@ -249,7 +272,9 @@ class Bench:
         result = Result(kind, sc.name)
         prefix = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
         log = self.procs.workdir / f"server-{prefix}.log"
-        server = self.procs.start(self.server_command(kind, prefix), core=self.procs.server_core, log=log.name)
+        server = self.procs.start(
+            self.server_command(kind, prefix), core=self.procs.server_core, log=log.name
+        )
         loadgen: LoadGen | None = None
         try:
             host, port = wait_for_banner(server, log, f"the {kind} server")
@@ -277,14 +302,18 @@ class Bench:
         connect_timeout = 30 + sc.clients / 200
         lg.call("connect", 1, host=host, port=port, n=1, timeout=connect_timeout)
         rss0 = rss_kib(pid)
-        answer = lg.call("connect", connect_timeout, host=host, port=port, n=sc.clients, timeout=connect_timeout)
+        answer = lg.call(
+            "connect", connect_timeout, host=host, port=port, n=sc.clients, timeout=connect_timeout
+        )
         rss1 = rss_kib(pid)
         fig["connected"] = answer["connected"]
         fig["connect_s"] = answer["secs"]
         fig["rss_mib"] = rss1 / 1024
         fig["idle_kib_per_conn"] = (rss1 - rss0) / max(1, sc.clients)
         if answer["connected"] < sc.clients:
-            result.notes.append(f"only {answer['connected']}/{sc.clients} connected: {answer['errors']}")
+            result.notes.append(
+                f"only {answer['connected']}/{sc.clients} connected: {answer['errors']}"
+            )
             if answer["connected"] == 0:
                 raise RuntimeError(f"no client could connect: {answer['errors']}")
         if sc.rate <= 0:
@@ -313,13 +342,20 @@ class Bench:
         fig["loadgen_lag_ms"] = stats["lag_max"] * 1000
         if stats["closes"]:
             result.notes.append(f"server closed clients: {stats['closes']}")
-        if waited["behind"]:
-            result.notes.append(f"{waited['behind']} clients still behind {args.drain:.0f}s after the last publish")
+        if waited["behind"] or waited["closed"]:
+            result.notes.append(
+                f"{waited['behind']} clients still behind {args.drain:.0f}s after the last "
+                "publish, "
+                f"{waited['closed']} closed"
+            )
         if produced["behind_max"] > 0.5:
-            result.notes.append(f"the producer fell {produced['behind_max']:.1f}s behind its schedule")
+            result.notes.append(
+                f"the producer fell {produced['behind_max']:.1f}s behind its schedule"
+            )
         if fig["loadgen_core"] > SATURATED:
             result.notes.append(
-                f"LOAD GENERATOR SATURATED ({fig['loadgen_core']:.0%} of its core): latency and loss "
+                f"LOAD GENERATOR SATURATED ({fig['loadgen_core']:.0%} of its core): latency and "
+                "loss "
                 "here are bounded by the client side, not the server"
             )
         if sc.storm:
@@ -338,7 +374,8 @@ class Bench:
         timeout = 30 + fig["connected"] / 200
         answer = lg.call("reconnect", timeout, timeout=timeout)
         waited = lg.call("wait", args.drain, seq=last, timeout=args.drain)
-        fig["storm_s"] = time.monotonic() - start if not waited["behind"] else None
+        all_there = waited["caught_up"] == fig["connected"] + 1
+        fig["storm_s"] = time.monotonic() - start if all_there else None
         fig["storm_reconnect_s"] = answer["secs"]
         after = self.commandstats()
         delta = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
@@ -353,8 +390,13 @@ class Bench:
         fig["storm_loadgen_core"] = stats["cpu"] / max(1e-3, stats["wall"])
         if answer["errors"]:
             result.notes.append(f"storm reconnect errors: {answer['errors']}")
-        if waited["behind"]:
-            result.notes.append(f"storm: {waited['behind']} clients not caught up within {args.drain:.0f}s")
+        if waited["behind"] or waited["closed"]:
+            result.notes.append(
+                f"storm: {waited['behind']} clients not caught up within {args.drain:.0f}s, "
+                f"{waited['closed']} closed before catching up"
+            )
+        if stats["closes"]:
+            result.notes.append(f"storm: server closed clients: {stats['closes']}")
 
 
 # --- Redis ------------------------------------------------------------------------------------
@@ -365,8 +407,21 @@ def bench_redis(procs: Processes) -> Iterator[str]:
     """A throwaway Redis on loopback, pinned with the server under test; nothing on disk."""
     port = free_port()
     args = [
-        server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--dir", str(procs.workdir), "--logfile", "redis.log", "--maxclients", "1000",
+        server_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(procs.workdir),
+        "--logfile",
+        "redis.log",
+        "--maxclients",
+        "1000",
     ]
     process = procs.start(args, core=procs.server_core)
     url = f"redis://127.0.0.1:{port}"
@@ -378,7 +433,9 @@ def bench_redis(procs: Processes) -> Iterator[str]:
             break
         except redis.ConnectionError:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Redis did not start (see {procs.workdir / 'redis.log'})") from None
+                raise RuntimeError(
+                    f"Redis did not start (see {procs.workdir / 'redis.log'})"
+                ) from None
             time.sleep(0.05)
         finally:
             client.close()
@@ -421,13 +478,17 @@ def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     header = ["server", *[c[1] for c in used]]
     body = [[name, *[fmt(fig.get(key), spec) for key, _, spec in used]] for name, fig in rows]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in [header, *body]]
+    lines = [
+        "  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in [header, *body]
+    ]
     return "\n".join(lines)
 
 
 def median_figures(results: list[Result]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
-    keys = {k for r in results for k, v in r.figures.items() if isinstance(v, int | float) or v is None}
+    keys = {
+        k for r in results for k, v in r.figures.items() if isinstance(v, int | float) or v is None
+    }
     for key in keys:
         values = [r.figures.get(key) for r in results]
         numbers = [v for v in values if isinstance(v, int | float)]
@@ -447,7 +508,9 @@ def ratio(ours: Any, ref: Any) -> str:
     return f"{ours / ref:.2f}x"
 
 
-def summary(results: list[Result], scenarios: list[Scenario], servers: list[str], repeat: int) -> str:
+def summary(
+    results: list[Result], scenarios: list[Scenario], servers: list[str], repeat: int
+) -> str:
     out = [f"\n=== medians of {repeat} run(s) per cell ==="]
     for sc in scenarios:
         rows = []
@@ -467,9 +530,11 @@ def summary(results: list[Result], scenarios: list[Scenario], servers: list[str]
                 if ref in medians:
                     theirs = medians[ref]
                     out.append(
-                        f"ours/{ref}: CPU per delivery {ratio(ours.get('cpu_s_per_1k'), theirs.get('cpu_s_per_1k'))}"
+                        f"ours/{ref}: CPU per delivery "
+                        f"{ratio(ours.get('cpu_s_per_1k'), theirs.get('cpu_s_per_1k'))}"
                         f", p99 {ratio(ours.get('p99_ms'), theirs.get('p99_ms'))}"
-                        f", idle KiB/conn {ratio(ours.get('idle_kib_per_conn'), theirs.get('idle_kib_per_conn'))}"
+                        ", idle KiB/conn "
+                        f"{ratio(ours.get('idle_kib_per_conn'), theirs.get('idle_kib_per_conn'))}"
                     )
         elif "ours" in servers:
             out.append("ours: not measured (see the notes above)")
@@ -494,24 +559,48 @@ def print_run(result: Result, index: int, repeat: int) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.fanout",
-        description="Fan-out benchmark: Ticker's /ws against a naive Starlette and a websockets.broadcast() server.",
+        description="Fan-out benchmark: Ticker's /ws against a naive Starlette server "
+        "and a websockets.broadcast() server.",
         epilog="Scenarios: " + "; ".join(f"{s.name} ({s.note})" for s in SCENARIOS.values()),
     )
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated (default: all)")
-    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated of ours,naive,broadcast")
-    parser.add_argument("--clients", type=int, help="a custom scenario with this many clients (with --rate)")
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help="comma-separated (default: all)"
+    )
+    parser.add_argument(
+        "--servers", default=",".join(SERVERS), help="comma-separated of ours,naive,broadcast"
+    )
+    parser.add_argument(
+        "--clients", type=int, help="a custom scenario with this many clients (with --rate)"
+    )
     parser.add_argument("--rate", type=float, help="events per second of the custom scenario")
-    parser.add_argument("--storm", action="store_true", help="the custom scenario ends with a reconnect storm")
-    parser.add_argument("--duration", type=float, default=DEFAULT_DURATION, help="seconds of publishing per run")
-    parser.add_argument("--drain", type=float, default=DEFAULT_DRAIN,
-                        help="seconds to wait for delivery after the last publish; later counts as lost")
-    parser.add_argument("--storm-events", type=int, default=DEFAULT_STORM_EVENTS,
-                        help="events published while the storm's clients are away")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per cell; the summary shows medians")
+    parser.add_argument(
+        "--storm", action="store_true", help="the custom scenario ends with a reconnect storm"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=DEFAULT_DURATION, help="seconds of publishing per run"
+    )
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=DEFAULT_DRAIN,
+        help="seconds to wait for delivery after the last publish; later counts as lost",
+    )
+    parser.add_argument(
+        "--storm-events",
+        type=int,
+        default=DEFAULT_STORM_EVENTS,
+        help="events published while the storm's clients are away",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per cell; the summary shows medians"
+    )
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--load-core", type=int, default=1)
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes with taskset")
     parser.add_argument("--json", type=Path, help="also write every run's figures to this file")
+    parser.add_argument(
+        "--logs", type=Path, help="keep the servers' and Redis's logs in this directory"
+    )
     args = parser.parse_args(argv)
     if (args.clients is None) != (args.rate is None):
         parser.error("--clients and --rate go together")
@@ -547,7 +636,11 @@ def pinning(args: argparse.Namespace) -> tuple[bool, str]:
         return False, "not pinned: taskset is missing (util-linux)"
     if not {args.server_core, args.load_core} <= cores or args.server_core == args.load_core:
         return False, f"not pinned: needs two distinct cores, this process may use {sorted(cores)}"
-    return True, f"server and Redis on core {args.server_core}; load generator and producer on core {args.load_core}"
+    return (
+        True,
+        f"server and Redis on core {args.server_core}; "
+        f"load generator and producer on core {args.load_core}",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -556,7 +649,9 @@ def main(argv: list[str] | None = None) -> int:
     servers = [s for s in args.servers.split(",") if s]
     unknown = set(servers) - set(SERVERS)
     if unknown:
-        raise SystemExit(f"unknown server(s) {', '.join(sorted(unknown))}; pick from {', '.join(SERVERS)}")
+        raise SystemExit(
+            f"unknown server(s) {', '.join(sorted(unknown))}; pick from {', '.join(SERVERS)}"
+        )
     limit_note = raise_open_files(max(s.clients for s in scenarios) + 200)
     pin, pin_note = pinning(args)
 
@@ -565,13 +660,18 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, interrupted)
     print(f"fan-out benchmark: {os.cpu_count()} cores; {pin_note}")
-    print("publishing through Store.publish (the publish path's Lua script) from a separate producer process")
+    print(
+        "publishing through Store.publish (the publish path's Lua script) "
+        "from a separate producer process"
+    )
     if limit_note:
         print(f"warning: {limit_note}")
     results: list[Result] = []
     dead: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="ticker-bench-") as tmp:
-        procs = Processes(pin, args.server_core, args.load_core, Path(tmp))
+        workdir = args.logs or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        procs = Processes(pin, args.server_core, args.load_core, workdir)
         try:
             with bench_redis(procs) as url:
                 bench = Bench(args, procs, url)
@@ -585,7 +685,9 @@ def main(argv: list[str] | None = None) -> int:
                             print_run(result, i, args.repeat)
                             if kind == "ours" and not result.figures.get("connected"):
                                 dead.add(kind)
-                                print("  note: ours has no working /ws here; skipping it from now on")
+                                print(
+                                    "  note: ours has no working /ws here; skipping it from now on"
+                                )
         except KeyboardInterrupt:
             print("\ninterrupted; stopping every process", file=sys.stderr)
             return 130

@@ -93,8 +93,16 @@ class Client(asyncio.Protocol):
     """One WebSocket reader."""
 
     __slots__ = (
-        "buf", "closed", "connected", "cursor", "first", "handshake", "last_seq", "shared",
-        "transport", "upgraded",
+        "buf",
+        "closed",
+        "connected",
+        "cursor",
+        "first",
+        "handshake",
+        "last_seq",
+        "shared",
+        "transport",
+        "upgraded",
     )
 
     def __init__(self, shared: Shared) -> None:
@@ -362,6 +370,7 @@ class LoadGen:
         return {
             "caught_up": len(times),
             "behind": len(pending),
+            "closed": sum(1 for c in self.clients if c.closed and c.last_seq < seq),
             "secs": time.monotonic() - start,
             "p50": times[len(times) // 2] if times else None,
             "max": times[-1] if times else None,

@@ -12,8 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-from bench.refstream import StreamTail, arguments, banner, listen, snapshot_frame
-from ticker.store import connect
+from bench.refstream import StreamTail, arguments, banner, connect, listen, snapshot_frame
 
 
 async def run(redis_url: str, prefix: str, host: str, port: int) -> None:

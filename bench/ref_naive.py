@@ -15,8 +15,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from bench.refstream import StreamTail, arguments, banner, listen, snapshot_frame
-from ticker.store import connect
+from bench.refstream import StreamTail, arguments, banner, connect, listen, snapshot_frame
 
 
 def create_app(redis_url: str, prefix: str) -> Starlette:

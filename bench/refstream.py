@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 READ_COUNT = 500
 READ_BLOCK_MS = 1000
 REPLAY_COUNT = 1000
+REDIS_CONNECTIONS = 50
 
 log = logging.getLogger("bench.reference")
 
@@ -86,6 +87,14 @@ class StreamTail:
             for entry_id, fields in rows:
                 await send(event_frame(entry_id, fields))
                 last = entry_id
+
+
+def connect(url: str) -> aioredis.Redis:
+    """A client whose pool waits for a free connection instead of failing a burst of catch-ups."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, decode_responses=True, max_connections=REDIS_CONNECTIONS, timeout=None
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 def arguments(description: str) -> argparse.Namespace:
