@@ -56,6 +56,8 @@ STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 SATURATED = 0.85
 """Share of one core above which a process counts as saturated."""
+LAG_NOTE_MS = 50.0
+"""How late the load generator's loop may run before latencies are flagged as client-bound."""
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 BANNER = re.compile(r"serving on http://\[?([0-9a-fA-F.:]+?)\]?:(\d+)")
@@ -341,6 +343,7 @@ class Bench:
         fig["frames"] = stats["frames"]
         fig["rss_mib"] = rss_kib(pid) / 1024
         fig["loadgen_core"] = stats["cpu"] / max(1e-3, stats["wall"])
+        fig["load_core_busy"] = (stats["cpu"] + produced["cpu"]) / max(1e-3, stats["wall"])
         fig["loadgen_lag_ms"] = stats["lag_max"] * 1000
         if stats["closes"]:
             result.notes.append(f"server closed clients: {stats['closes']}")
@@ -354,9 +357,15 @@ class Bench:
             result.notes.append(
                 f"the producer fell {produced['behind_max']:.1f}s behind its schedule"
             )
-        if fig["loadgen_core"] > SATURATED:
+        if fig["loadgen_lag_ms"] > LAG_NOTE_MS:
             result.notes.append(
-                f"LOAD GENERATOR SATURATED ({fig['loadgen_core']:.0%} of its core): latency and "
+                f"the load generator's event loop ran up to {fig['loadgen_lag_ms']:.0f} ms late: "
+                "latencies include that much client-side delay"
+            )
+        if fig["loadgen_core"] > SATURATED or fig["load_core_busy"] > 0.95:
+            result.notes.append(
+                f"LOAD GENERATOR SATURATED ({fig['loadgen_core']:.0%} of its core, "
+                f"{fig['load_core_busy']:.0%} with the producer): latency and "
                 "loss "
                 "here are bounded by the client side, not the server"
             )
@@ -468,6 +477,7 @@ COLUMNS = [
     ("rss_mib", "RSS MiB", "{:.1f}"),
     ("idle_kib_per_conn", "KiB/conn", "{:.1f}"),
     ("loadgen_core", "lg core", "{:.0%}"),
+    ("loadgen_lag_ms", "lg lag", "{:.0f}"),
     ("storm_reconnect_s", "storm conn s", "{:.2f}"),
     ("storm_s", "storm s", "{:.2f}"),
     ("storm_loadgen_core", "storm lg", "{:.0%}"),
@@ -733,6 +743,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if limit_note:
         print(f"warning: {limit_note}")
+    tuned = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("TICKER_"))
+    print("ours runs with " + (", ".join(tuned) if tuned else "its default settings"))
     results: list[Result] = []
     dead: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="ticker-bench-") as tmp:
