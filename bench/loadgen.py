@@ -98,6 +98,7 @@ class Client(asyncio.Protocol):
         "connected",
         "cursor",
         "first",
+        "fragments",
         "handshake",
         "last_seq",
         "shared",
@@ -109,8 +110,9 @@ class Client(asyncio.Protocol):
         self.shared = shared
         self.transport: asyncio.Transport | None = None
         self.buf = b""
+        self.fragments: list[bytes] | None = None
         self.upgraded = False
-        self.closed = False
+        self.closed = True  # until connected, and again once the connection is lost
         self.last_seq = 0
         self.cursor = ""
         loop = asyncio.get_running_loop()
@@ -196,8 +198,14 @@ class Client(asyncio.Protocol):
             payload = data[pos + head : end]
             pos = end
             opcode = b0 & 0x0F
-            if opcode == 1:
+            if opcode == 1 and b0 & 0x80:
                 self.text(payload, now_ms)
+            elif opcode == 1 or (opcode == 0 and self.fragments is not None):
+                # A fragmented message: keep the pieces until the final one.
+                self.fragments = [payload] if opcode == 1 else [*(self.fragments or []), payload]
+                if b0 & 0x80:
+                    self.text(b"".join(self.fragments), now_ms)
+                    self.fragments = None
             elif opcode == 9:
                 self.send(0xA, payload)
             elif opcode == 8:
