@@ -78,7 +78,7 @@ def server(redis_url: str, prefix: str) -> Iterator[tuple[str, int]]:
 def token(redis_url: str, prefix: str) -> str:
     env = {**os.environ, "TICKER_REDIS_URL": redis_url, "TICKER_PREFIX": prefix}
     out = subprocess.run(
-        [sys.executable, "-m", "ticker.cli", "token", "create", "--name", f"bench-{time.time_ns()}", "--scope", "admin"],
+        [sys.executable, "-m", "ticker.cli", "token", "create", "--name", f"b{time.time_ns()}", "--scope", "admin"],
         env=env, capture_output=True, text=True, check=True,
     )
     return out.stdout.strip().splitlines()[-1]
