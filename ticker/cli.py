@@ -47,7 +47,7 @@ def _parser() -> Parser:
     parser.add_argument("--redis-url", help="Redis to use (env TICKER_REDIS_URL; default: embedded)")
     parser.add_argument("--prefix", help="key prefix of the deployment (env TICKER_PREFIX)")
     # The same two options after the command name too (`ticker serve --redis-url ...`).
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--redis-url", default=argparse.SUPPRESS, help="Redis to use (env TICKER_REDIS_URL)")
     common.add_argument("--prefix", default=argparse.SUPPRESS, help="key prefix (env TICKER_PREFIX)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
