@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -241,30 +241,30 @@ class Bench:
         module = {"naive": "bench.ref_naive", "broadcast": "bench.ref_broadcast"}[kind]
         return [sys.executable, "-m", module, *common]
 
-    def produce(self, prefix: str, rate: float, start: int, count: int) -> dict[str, Any]:
-        args = [
-            sys.executable,
-            "-m",
-            "bench.producer",
-            "--redis-url",
-            self.redis_url,
-            "--prefix",
-            prefix,
-            "--rate",
-            str(rate),
-            "--start",
-            str(start),
-            "--count",
-            str(count),
-        ]
+    def produce(
+        self, prefix: str, rate: float, start: int, count: int, *, on_ready: Callable[[], None] | None = None
+    ) -> dict[str, Any]:
+        """Run the producer; ``on_ready`` is called once it has started up, just before it publishes."""
+        args = [sys.executable, "-m", "bench.producer", "--redis-url", self.redis_url, "--prefix", prefix]
+        args += ["--rate", str(rate), "--start", str(start), "--count", str(count), "--wait-for-go"]
         process = self.procs.start(args, core=self.procs.load_core, pipes=True)
         try:
-            out, _ = process.communicate(timeout=count / rate + STARTUP_TIMEOUT + 60)
+            assert process.stdout and process.stdin
+            ready, _, _ = select.select([process.stdout], [], [], STARTUP_TIMEOUT)
+            if not ready or process.stdout.readline().strip() != b"ready":
+                raise RuntimeError("the producer did not start")
+            if on_ready:
+                on_ready()
+            process.stdin.write(b"go\n")
+            process.stdin.flush()
+            ready, _, _ = select.select([process.stdout], [], [], count / rate + 60)
+            out = process.stdout.readline() if ready else b""
+            process.wait(STOP_TIMEOUT)
         finally:
             self.procs.stop(process)
         if process.returncode != 0 or not out.strip():
             raise RuntimeError(f"the producer failed with exit code {process.returncode}")
-        answer: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+        answer: dict[str, Any] = json.loads(out)
         return answer
 
     def commandstats(self) -> dict[str, int]:
@@ -322,9 +322,16 @@ class Bench:
         if sc.rate <= 0:
             return
         count = max(1, round(sc.rate * args.duration))
-        lg.call("reset", 1)
-        cpu0, t0 = cpu_seconds(pid), time.time()
-        produced = self.produce(prefix, sc.rate, 1, count)
+        marks: dict[str, float] = {}
+
+        def start_window() -> None:
+            # Counters start once the producer is up: its own start-up is not part of the window.
+            lg.call("reset", 1)
+            marks["cpu0"] = cpu_seconds(pid)
+            marks["t0"] = time.time()
+
+        produced = self.produce(prefix, sc.rate, 1, count, on_ready=start_window)
+        cpu0, t0 = marks["cpu0"], marks["t0"]
         waited = lg.call("wait", args.drain, seq=count, timeout=args.drain)
         cpu1 = cpu_seconds(pid)
         stats = lg.call("stats", 1, published=count)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import os
 import resource
@@ -411,6 +412,9 @@ class LoadGen:
         }
 
     def reset(self) -> dict[str, Any]:
+        # Everything alive now (the clients) stays: keep the collector from walking it again and again.
+        gc.collect()
+        gc.freeze()
         self.shared.stats = Stats()
         self.shared.closes = {}
         return {}

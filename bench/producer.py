@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 
 from ticker.models import ItemCreate
@@ -21,10 +22,14 @@ HEADLINE = "bench {seq} Storm closes the coastal road as rivers rise across the 
 
 
 async def produce(
-    redis_url: str, prefix: str, rate: float, start: int, count: int
+    redis_url: str, prefix: str, rate: float, start: int, count: int, wait_for_go: bool = False
 ) -> dict[str, float]:
     client = connect(redis_url)
     store = Store(client, prefix=prefix)
+    await client.ping()
+    if wait_for_go:
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
     begin = time.monotonic()
     behind = 0.0
     try:
@@ -55,8 +60,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, required=True, help="events per second")
     parser.add_argument("--start", type=int, default=1, help="first sequence number")
     parser.add_argument("--count", type=int, required=True)
+    parser.add_argument(
+        "--wait-for-go", action="store_true", help='print "ready" once started, then wait for a line on stdin'
+    )
     args = parser.parse_args()
-    result = asyncio.run(produce(args.redis_url, args.prefix, args.rate, args.start, args.count))
+    result = asyncio.run(
+        produce(args.redis_url, args.prefix, args.rate, args.start, args.count, args.wait_for_go)
+    )
     print(json.dumps(result), flush=True)
 
 
