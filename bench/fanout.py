@@ -303,13 +303,17 @@ class Bench:
     ) -> None:
         args, fig = self.args, result.figures
         connect_timeout = 30 + sc.clients / 200
-        lg.call("connect", 1, host=host, port=port, n=1, timeout=connect_timeout)
+        deflate = args.deflate
+        lg.call("connect", 1, host=host, port=port, n=1, timeout=connect_timeout, deflate=deflate)
         rss0 = rss_kib(pid)
         answer = lg.call(
-            "connect", connect_timeout, host=host, port=port, n=sc.clients, timeout=connect_timeout
+            "connect", connect_timeout, host=host, port=port, n=sc.clients, timeout=connect_timeout, deflate=deflate
         )
         rss1 = rss_kib(pid)
         fig["connected"] = answer["connected"]
+        if deflate:
+            fig["deflated"] = answer["deflated"]
+            result.notes.append(f"permessage-deflate offered; accepted on {answer['deflated']} connections")
         fig["connect_s"] = answer["secs"]
         fig["rss_mib"] = rss1 / 1024
         fig["idle_kib_per_conn"] = (rss1 - rss0) / max(1, sc.clients)
@@ -680,6 +684,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--load-core", type=int, default=1)
+    parser.add_argument(
+        "--deflate",
+        action="store_true",
+        help="readers offer permessage-deflate as browsers do (default: they do not offer it)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes with taskset")
     parser.add_argument("--json", type=Path, help="also write every run's figures to this file")
     parser.add_argument(

@@ -35,6 +35,7 @@ import socket
 import struct
 import sys
 import time
+import zlib
 from typing import Any
 from urllib.parse import quote
 
@@ -42,6 +43,8 @@ HIST_MS = 120_000
 """Latency histogram range; anything slower counts in the last bucket."""
 CACHE_LIMIT = 100_000
 CONNECT_CONCURRENCY = 256
+DEFLATE_OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+"""What browsers offer by default."""
 LAG_TICK = 0.01
 """The loop-lag probe's period: how late it fires says how busy this process is."""
 
@@ -66,7 +69,11 @@ class Stats:
 
 
 class Shared:
-    def __init__(self) -> None:
+    def __init__(self, deflate: bool = False) -> None:
+        self.deflate = deflate
+        """Offer permessage-deflate as browsers do."""
+        self.deflated = 0
+        """Connections on which the server accepted it."""
         self.stats = Stats()
         self.cache: dict[bytes, tuple[int, int, int, str]] = {}
         self.closes: dict[str, int] = {}
@@ -101,7 +108,10 @@ class Client(asyncio.Protocol):
         "first",
         "fragments",
         "handshake",
+        "inflater",
+        "inflater_per_message",
         "last_seq",
+        "rsv1",
         "shared",
         "transport",
         "upgraded",
@@ -120,6 +130,10 @@ class Client(asyncio.Protocol):
         self.handshake: asyncio.Future[str] = loop.create_future()
         self.first: asyncio.Future[None] = loop.create_future()
         self.connected = False
+        self.inflater: Any = None
+        """A zlib decompressor when permessage-deflate was negotiated."""
+        self.inflater_per_message = False
+        self.rsv1 = False
 
     # --- connection ------------------------------------------------------------
 
@@ -128,7 +142,9 @@ class Client(asyncio.Protocol):
         return (
             f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            + (DEFLATE_OFFER if self.shared.deflate else "")
+            + "\r\n"
         ).encode()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -172,6 +188,11 @@ class Client(asyncio.Protocol):
                 self.abort()
                 return
             self.upgraded = True
+            headers = data[:end].lower()
+            if b"permessage-deflate" in headers:
+                self.inflater = zlib.decompressobj(-15)
+                self.inflater_per_message = b"server_no_context_takeover" in headers
+                self.shared.deflated += 1
             self.handshake.set_result("")
             data = data[end + 4 :]
             if not data:
@@ -199,14 +220,18 @@ class Client(asyncio.Protocol):
             payload = data[pos + head : end]
             pos = end
             opcode = b0 & 0x0F
-            if opcode == 1 and b0 & 0x80:
+            if opcode == 1 and b0 & 0xC0 == 0x80:
                 self.text(payload, now_ms)
             elif opcode == 1 or (opcode == 0 and self.fragments is not None):
-                # A fragmented message: keep the pieces until the final one.
-                self.fragments = [payload] if opcode == 1 else [*(self.fragments or []), payload]
+                # A compressed or fragmented message: keep the pieces until the final one.
+                if opcode == 1:
+                    self.fragments, self.rsv1 = [payload], bool(b0 & 0x40)
+                else:
+                    self.fragments = [*(self.fragments or []), payload]
                 if b0 & 0x80:
-                    self.text(b"".join(self.fragments), now_ms)
+                    message = b"".join(self.fragments)
                     self.fragments = None
+                    self.text(self.inflate(message) if self.rsv1 else message, now_ms)
             elif opcode == 9:
                 self.send(0xA, payload)
             elif opcode == 8:
@@ -219,6 +244,13 @@ class Client(asyncio.Protocol):
                 return
         if pos < size:
             self.buf = data[pos:]
+
+    def inflate(self, payload: bytes) -> bytes:
+        if self.inflater is None:
+            return payload
+        if self.inflater_per_message:
+            self.inflater = zlib.decompressobj(-15)
+        return bytes(self.inflater.decompress(payload + b"\x00\x00\xff\xff"))
 
     def send(self, opcode: int, payload: bytes) -> None:
         """A masked client frame (pongs and close replies only; they are rare)."""
@@ -321,8 +353,11 @@ class LoadGen:
                 return "handshake timeout"
             return error
 
-    async def connect(self, host: str, port: int, n: int, within: float) -> dict[str, Any]:
+    async def connect(
+        self, host: str, port: int, n: int, within: float, deflate: bool = False
+    ) -> dict[str, Any]:
         self.host, self.port = host, port
+        self.shared.deflate = deflate
         before = len(self.clients)
         start = time.monotonic()
         deadline = start + within
@@ -335,7 +370,12 @@ class LoadGen:
         if waiting:
             await asyncio.wait(waiting, timeout=max(0.1, deadline - time.monotonic()))
         first = sum(1 for c in new if c.first.done() and not c.closed)
-        return {"connected": first, "errors": errors, "secs": time.monotonic() - start}
+        return {
+            "connected": first,
+            "errors": errors,
+            "secs": time.monotonic() - start,
+            "deflated": self.shared.deflated,
+        }
 
     def drop(self) -> dict[str, Any]:
         for client in self.clients:
@@ -451,7 +491,9 @@ async def serve_commands() -> None:
             name = cmd.pop("cmd")
             answer: dict[str, Any]
             if name == "connect":
-                answer = await gen.connect(cmd["host"], cmd["port"], cmd["n"], cmd["timeout"])
+                answer = await gen.connect(
+                    cmd["host"], cmd["port"], cmd["n"], cmd["timeout"], cmd.get("deflate", False)
+                )
             elif name == "reset":
                 answer = gen.reset()
             elif name == "wait":

@@ -2,6 +2,8 @@
 
 Each event's frame is built once and handed to ``websockets.asyncio.server.broadcast``,
 which writes it to every open connection without awaiting any of them.
+Permessage-deflate is the library's default: accepted when a client offers it
+(the benchmark's readers offer it only with ``--deflate``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ async def run(redis_url: str, prefix: str, host: str, port: int) -> None:
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
-    async with serve(live, sock=sock, compression=None):
+    async with serve(live, sock=sock):
         banner(sock)
         reader = asyncio.create_task(tail.run())
         await stop

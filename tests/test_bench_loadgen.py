@@ -118,3 +118,20 @@ def test_percentiles_from_the_histogram() -> None:
     assert percentile(hist, 100, 0.99) == 5
     assert percentile(hist, 100, 1.0) == 9
     assert percentile(hist, 0, 0.5) is None
+
+
+def test_permessage_deflate_with_context_takeover_is_inflated() -> None:
+    import zlib
+
+    now = int(time.time() * 1000)
+    deflater = zlib.compressobj(wbits=-15)
+    frames = b""
+    for seq in (1, 2):
+        data = deflater.compress(event(seq, now)) + deflater.flush(zlib.Z_SYNC_FLUSH)
+        assert data.endswith(b"\x00\x00\xff\xff")
+        frames += bytes([0xC1]) + frame(data[:-4])[1:]
+    accepted = HANDSHAKE.replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
+    client, shared, _ = run([accepted + frames])
+    assert shared.deflated == 1
+    assert shared.stats.delivered == 2
+    assert client.last_seq == 2
