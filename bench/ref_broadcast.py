@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-from bench.refstream import StreamTail, arguments, banner, connect, listen, snapshot_frame
+from bench.refstream import BACKLOG, StreamTail, arguments, banner, connect, listen, snapshot_frame
 
 
 async def run(redis_url: str, prefix: str, host: str, port: int) -> None:
@@ -40,7 +40,7 @@ async def run(redis_url: str, prefix: str, host: str, port: int) -> None:
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
-    async with serve(live, sock=sock):
+    async with serve(live, sock=sock, backlog=BACKLOG):
         banner(sock)
         reader = asyncio.create_task(tail.run())
         await stop

@@ -21,6 +21,8 @@ READ_COUNT = 500
 READ_BLOCK_MS = 1000
 REPLAY_COUNT = 1000
 REDIS_CONNECTIONS = 50
+BACKLOG = 2048
+"""Listen backlog, as uvicorn's default (asyncio's own default is 100)."""
 
 log = logging.getLogger("bench.reference")
 
@@ -110,7 +112,7 @@ def listen(host: str, port: int) -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    sock.listen(BACKLOG)
     return sock
 
 
