@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import re
@@ -56,6 +57,7 @@ STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 SATURATED = 0.85
 """Share of one core above which a process counts as saturated."""
+PR_SET_PDEATHSIG = 1
 LAG_NOTE_MS = 50.0
 """How late the load generator's loop may run before latencies are flagged as client-bound."""
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -124,6 +126,7 @@ class Processes:
                 stdout=subprocess.PIPE if pipes else out,
                 stderr=out,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         finally:
             if not isinstance(out, int):
@@ -150,6 +153,13 @@ class Processes:
     def stop_all(self) -> None:
         for process in reversed(list(self.running)):
             self.stop(process)
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the benchmark dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -770,7 +780,9 @@ def main(argv: list[str] | None = None) -> int:
     def interrupted(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    # Explicit for SIGINT too: a shell's background job starts with SIGINT ignored.
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     print(f"fan-out benchmark: {os.cpu_count()} cores; {pin_note}")
     print(
         "publishing through Store.publish (the publish path's Lua script) "
