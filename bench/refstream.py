@@ -109,7 +109,8 @@ def arguments(description: str) -> argparse.Namespace:
 
 
 def listen(host: str, port: int) -> socket.socket:
-    sock = socket.socket()
+    # Protocol given explicitly: asyncio sets TCP_NODELAY on accepted sockets only when it is TCP.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(BACKLOG)
