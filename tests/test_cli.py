@@ -74,6 +74,8 @@ def test_writes_through_a_server(server: ServerThread, admin_token: str, env: di
     item_id = json.loads(published.stdout)["item"]["id"]
     assert run("update", item_id, "--pin", env=through).returncode == 0
     assert run("retract", item_id, env=through).returncode == 0
+    listed = run("token", "list", env=env).stdout
+    assert listed.startswith("editor\tadmin") and "never used" not in listed
     assert_one_line_error(run("publish", "x", "--label", "gossip", env=through), "labels")
     assert_one_line_error(run("publish", "x", env={**through, "TICKER_TOKEN": "tk_nope"}), "revoked")
     assert_one_line_error(run("publish", "x", env={**through, "TICKER_TOKEN": ""}), "TICKER_TOKEN")
