@@ -13,6 +13,7 @@ import uvicorn
 
 from ticker.app import create_app
 from ticker.config import Settings
+from ticker.server import uvicorn_config
 
 UNIT = float(os.environ.get("TICKER_TEST_TIMEOUT_UNIT", "1"))
 """One unit of patience, in seconds; a slow machine stretches it by the environment variable."""
@@ -53,7 +54,7 @@ class ServerThread:
         port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}"
-        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on", ws="websockets-sansio")
+        config = uvicorn_config(create_app(settings), settings, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 

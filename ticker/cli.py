@@ -290,6 +290,7 @@ def serve(settings: Settings, *, log_level: str = "info", banner: Callable[[str]
     import uvicorn
 
     from ticker.app import create_app
+    from ticker.server import uvicorn_config
 
     sock = bind(settings.host, settings.port)
     with redis_url(settings) as url:
@@ -299,9 +300,7 @@ def serve(settings: Settings, *, log_level: str = "info", banner: Callable[[str]
         print(f"Ticker serving on http://{shown}:{port} (Redis: {url})", flush=True)
         if banner:
             banner(f"http://{shown}:{port}")
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(settings), log_level=log_level, lifespan="on", ws="websockets-sansio")
-        )
+        server = uvicorn.Server(uvicorn_config(create_app(settings), settings, log_level=log_level))
         server.run(sockets=[sock])
     return 0
 

@@ -1,0 +1,99 @@
+"""How Ticker runs under uvicorn: its WebSocket protocol with a direct frame writer.
+
+The ASGI ``send`` path costs a coroutine, a frame encoding and a write per
+client per message; for a fan-out of one prepared frame to thousands of
+clients that is most of the server's CPU. :class:`TickerWebSocketProtocol`
+is uvicorn's ``websockets-sansio`` protocol plus one ASGI scope extension,
+``ticker.frames``, through which the live endpoint writes ready-made frames
+straight to the connection's transport (see ``docs/performance.md``). Under
+any other server the extension is absent and the endpoint falls back to the
+ASGI ``send`` path.
+
+Permessage-deflate is off for the live socket: the frames are prepared once
+for every client, and a compressed frame would have to be prepared per
+negotiated window size (see ``docs/performance.md`` for the measurement).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.server import ServerProtocol
+
+from ticker.config import Settings
+
+FRAMES_EXTENSION = "ticker.frames"
+CLOSE_TIMEOUT = 10.0
+"""Seconds a closed connection may take to drain before it is dropped."""
+
+
+class FrameWriter:
+    """Writes prepared frames to one connection; what the live endpoint's sink holds."""
+
+    def __init__(self, protocol: TickerWebSocketProtocol) -> None:
+        self._protocol = protocol
+
+    def open(self) -> bool:
+        p = self._protocol
+        return (
+            p.handshake_complete
+            and not p.close_sent
+            and not p.disconnected
+            and not p.transport.is_closing()
+        )
+
+    def buffered(self) -> int:
+        """Bytes written but not yet taken by the kernel."""
+        return self._protocol.transport.get_write_buffer_size()
+
+    def write(self, frames: bytes) -> None:
+        self._protocol.transport.write(frames)
+
+    def close(self, code: int, reason: str = "") -> None:
+        self._protocol.close_now(code, reason)
+
+
+class TickerWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol, without deflate, with the ``ticker.frames`` extension."""
+
+    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.conn = ServerProtocol(
+            extensions=[], max_size=config.ws_max_size, logger=logging.getLogger("uvicorn.error")
+        )
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][FRAMES_EXTENSION] = {"writer": FrameWriter(self)}
+
+    def close_now(self, code: int, reason: str = "") -> None:
+        """Send a close frame now, even past a full buffer; drop the connection if it does not drain."""
+        if self.close_sent or self.disconnected or self.transport.is_closing():
+            return
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.transport.abort)
+
+
+def uvicorn_config(app: Any, settings: Settings, **kwargs: Any) -> uvicorn.Config:
+    """The uvicorn configuration every Ticker server process runs with."""
+    return uvicorn.Config(
+        app,
+        ws=TickerWebSocketProtocol,
+        ws_max_size=settings.max_client_frame,
+        ws_ping_interval=settings.ping_interval,
+        ws_ping_timeout=settings.ping_timeout,
+        ws_per_message_deflate=False,
+        lifespan="on",
+        **kwargs,
+    )
