@@ -44,6 +44,8 @@ DEFAULT_MAX_CONNECTIONS = 50_000
 DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 50
 DEFAULT_CLIENT_BUFFER_BYTES = 1024 * 1024
 """Bytes waiting to be written to one client before it is closed as too slow (1013)."""
+DEFAULT_SEND_BUFFER_BYTES = 0
+"""Kernel send buffer (SO_SNDBUF) per live connection; 0 leaves it to the kernel's autotuning."""
 DEFAULT_MAX_CLIENT_FRAME = 4096
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024
 """Messages due together are packed into frames of at most this size."""
@@ -98,6 +100,7 @@ class Settings:
     max_connections_per_address: int = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
     """Live connections from one address; :attr:`trusted_addresses` are exempt."""
     client_buffer_bytes: int = DEFAULT_CLIENT_BUFFER_BYTES
+    send_buffer_bytes: int = DEFAULT_SEND_BUFFER_BYTES
     max_client_frame: int = DEFAULT_MAX_CLIENT_FRAME
     history_size: int = DEFAULT_HISTORY_SIZE
     snapshot_limit: int = DEFAULT_SNAPSHOT_LIMIT
@@ -138,6 +141,7 @@ _PARSERS: dict[str, Any] = {
     "max_connections": int,
     "max_connections_per_address": int,
     "client_buffer_bytes": int,
+    "send_buffer_bytes": int,
     "max_client_frame": int,
     "history_size": int,
     "snapshot_limit": int,

@@ -16,7 +16,10 @@ negotiated window size (see ``docs/performance.md`` for the measurement).
 
 from __future__ import annotations
 
+import functools
 import logging
+import socket
+from asyncio import BaseTransport
 from typing import Any
 
 import uvicorn
@@ -59,11 +62,20 @@ class FrameWriter:
 class TickerWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O WebSocket protocol, without deflate, with the ``ticker.frames`` extension."""
 
-    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, config: uvicorn.Config, *args: Any, send_buffer: int = 0, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
+        self.send_buffer = send_buffer
         self.conn = ServerProtocol(
             extensions=[], max_size=config.ws_max_size, logger=logging.getLogger("uvicorn.error")
         )
+
+    def connection_made(self, transport: BaseTransport) -> None:
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if self.send_buffer and sock is not None:
+            # A fixed kernel send buffer: what a stalled client can pin in the kernel,
+            # and how soon our own bounded buffer notices it (0: the kernel's autotuning).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -89,7 +101,7 @@ def uvicorn_config(app: Any, settings: Settings, **kwargs: Any) -> uvicorn.Confi
     """The uvicorn configuration every Ticker server process runs with."""
     return uvicorn.Config(
         app,
-        ws=TickerWebSocketProtocol,
+        ws=functools.partial(TickerWebSocketProtocol, send_buffer=settings.send_buffer_bytes),
         ws_max_size=settings.max_client_frame,
         ws_ping_interval=settings.ping_interval,
         ws_ping_timeout=settings.ping_timeout,
