@@ -102,11 +102,12 @@ class ServerProcess:
 
     def __init__(self, redis_url: str, prefix: str, tmp: Path, **env: str) -> None:
         self.log = tmp / f"server-{os.urandom(3).hex()}.log"
+        self._log_file = self.log.open("wb")
         environment = {**os.environ, "TICKER_STATE_DIR": str(tmp / "state"), **env}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ticker.cli", "--redis-url", redis_url, "--prefix", prefix,
              "serve", "--port", "0", "--log-level", "warning"],
-            stdout=subprocess.PIPE, stderr=self.log.open("wb"), env=environment, text=True,
+            stdout=subprocess.PIPE, stderr=self._log_file, env=environment, text=True,
         )
         assert self.process.stdout is not None
         deadline = time.monotonic() + units(30)
@@ -116,6 +117,7 @@ class ServerProcess:
             if ready:
                 line = self.process.stdout.readline()
             if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
                 raise AssertionError(f"server did not start: {self.log.read_text()}")
         self.url = line.split("Ticker serving on ", 1)[1].split()[0]
         self.ws_url = self.url.replace("http://", "ws://")
@@ -139,3 +141,4 @@ class ServerProcess:
             self.process.wait()
         if self.process.stdout:
             self.process.stdout.close()
+        self._log_file.close()

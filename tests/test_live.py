@@ -185,24 +185,30 @@ def stalled_client(url: str) -> socket.socket:
     return sock
 
 
-def read_close_code(sock: socket.socket) -> int | None:
-    """Read everything the server sent until it hung up; the code of its close frame."""
-    sock.settimeout(units(10))
-    data = bytearray()
-    while chunk := sock.recv(65536):
-        data += chunk
-    sock.close()
-    body = data[data.index(b"\r\n\r\n") + 4 :]
-    code = None
-    while body:
+def close_frame_code(data: bytes) -> int | None:
+    """The code of the close frame among the server's frames after the handshake, if it came."""
+    body = data[data.index(b"\r\n\r\n") + 4 :] if b"\r\n\r\n" in data else b""
+    while len(body) >= 2:
         opcode, size, at = body[0] & 0x0F, body[1] & 0x7F, 2
         if size == 126:
             size, at = int.from_bytes(body[2:4]), 4
         elif size == 127:
             size, at = int.from_bytes(body[2:10]), 10
+        if len(body) < at + size:
+            return None
         if opcode == 0x8:
-            code = int.from_bytes(body[at : at + 2])
+            return int.from_bytes(body[at : at + 2])
         body = body[at + size :]
+    return None
+
+
+def read_close_code(sock: socket.socket) -> int | None:
+    """Read what the server sent until its close frame (or until it hung up)."""
+    sock.settimeout(units(10))
+    data = bytearray()
+    while (code := close_frame_code(data)) is None and (chunk := sock.recv(65536)):
+        data += chunk
+    sock.close()
     return code
 
 
