@@ -287,3 +287,16 @@ def test_metrics_and_readiness(server: ServerThread, http: httpx.Client) -> None
                  "ticker_slow_client_closes_total", "ticker_reader_lag_seconds",
                  "ticker_publish_to_send_seconds_bucket", "ticker_redis_errors_total"]:
         assert name in text, name
+
+
+def test_heartbeats_drop_a_dead_peer(settings: Settings) -> None:
+    running = ServerThread(dataclasses.replace(settings, ping_interval=0.2, ping_timeout=0.3)).start()
+    gauge = b'ticker_connections{transport="ws"} '
+    try:
+        with httpx.Client(base_url=running.url) as http:
+            dead = stalled_client(running.url)  # answers no ping
+            wait_for(lambda: gauge + b"1.0" in http.get("/metrics").content, what="the connection")
+            wait_for(lambda: gauge + b"0.0" in http.get("/metrics").content, what="the dead peer dropped")
+            assert read_close_code(dead) == 1011
+    finally:
+        running.stop()
