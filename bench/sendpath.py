@@ -50,14 +50,18 @@ ITEM = {
 }
 
 
-WORDS = "storm road harbour council vote budget strike rail court minister flood fire match final".split()
+WORDS = ("storm", "road", "harbour", "council", "vote", "budget", "strike", "rail", "court")
 
 
 def message(n: int) -> bytes:
     words = [WORDS[(n * 7 + i * 3) % len(WORDS)] for i in range(10)]
     headline = f"{n}: " + " ".join(words).capitalize()
-    item = json.dumps({**ITEM, "id": f"01jd0c5m8f3v6q2k9x7w{n:06d}", "headline": headline}, separators=(",", ":"))
-    head = f'{{"type":"event","cursor":"1732000000000-{n}","op":"publish","ts":1732000000000,"item":'
+    item = json.dumps(
+        {**ITEM, "id": f"01jd0c5m8f3v6q2k9x7w{n:06d}", "headline": headline}, separators=(",", ":")
+    )
+    head = (
+        f'{{"type":"event","cursor":"1732000000000-{n}","op":"publish","ts":1732000000000,"item":'
+    )
     return (head + item + "}").encode()
 
 
@@ -107,7 +111,7 @@ async def run(variant: str, transports: list[Any], rounds: int) -> float:
         if variant == "asgi-task":
             for queue in queues:
                 queue.put_nowait(data)
-            while any(q.qsize() for q in queues):
+            while any(q.qsize() for q in queues):  # noqa: ASYNC110 (polling the clients' queues is the point)
                 await asyncio.sleep(0)
         elif variant in ("broadcast", "deflate-per-client"):
             text = data.decode()
@@ -125,7 +129,7 @@ async def run(variant: str, transports: list[Any], rounds: int) -> float:
             for transport in transports:
                 transport.write(frame)
         timings.append((time.perf_counter() - start) / len(transports))
-        while any(t.get_write_buffer_size() for t in transports) or Drain.received == 0:
+        while any(t.get_write_buffer_size() for t in transports) or not Drain.received:  # noqa: ASYNC110
             await asyncio.sleep(0.001)
         await asyncio.sleep(0.005)
         wire[variant] = Drain.received / len(transports)
@@ -157,7 +161,10 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     names = ["asgi-task", "broadcast", "prepared", "deflate-per-client", "deflate-once"]
-    print(f"{args.clients} connections, {args.rounds} messages of {len(message(0))} bytes, median per delivery")
+    print(
+        f"{args.clients} connections, {args.rounds} messages of {len(message(0))} bytes,"
+        " median per delivery"
+    )
     for name in names:
         transports = await pairs(args.clients)
         micros = await run(name, transports, args.rounds)

@@ -1,4 +1,4 @@
-"""Real clients and real processes for the live tests: WebSocket readers, server and Redis processes."""
+"""Real clients and processes for the live tests: WebSocket readers, server processes."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def lines(frame: str | bytes) -> list[dict[str, Any]]:
 
 
 class LiveReader:
-    """One WebSocket reader: keeps every event it saw and the last cursor, and can resume elsewhere."""
+    """A WebSocket reader: keeps every event and the last cursor; can resume elsewhere."""
 
     def __init__(self, ws_url: str, *, channel: str | None = None) -> None:
         self.ws_url = ws_url
@@ -89,11 +89,12 @@ class LiveReader:
         return [e["cursor"] for e in self.events]
 
 
-async def wait_async(check: Any, *, timeout: float = 20, what: str = "condition") -> None:
-    deadline = time.monotonic() + units(timeout)
+async def wait_async(check: Any, *, within: float = 20, what: str = "condition") -> None:
+    """Poll ``check`` until truthy, or fail after ``within`` units (the async ``wait_for``)."""
+    deadline = time.monotonic() + units(within)
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {units(timeout):.0f}s waiting for {what}")
+            raise AssertionError(f"timed out after {units(within):.0f}s waiting for {what}")
         await asyncio.sleep(0.02)
 
 
@@ -105,9 +106,24 @@ class ServerProcess:
         self._log_file = self.log.open("wb")
         environment = {**os.environ, "TICKER_STATE_DIR": str(tmp / "state"), **env}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ticker.cli", "--redis-url", redis_url, "--prefix", prefix,
-             "serve", "--port", "0", "--log-level", "warning"],
-            stdout=subprocess.PIPE, stderr=self._log_file, env=environment, text=True,
+            [
+                sys.executable,
+                "-m",
+                "ticker.cli",
+                "--redis-url",
+                redis_url,
+                "--prefix",
+                prefix,
+                "serve",
+                "--port",
+                "0",
+                "--log-level",
+                "warning",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=self._log_file,
+            env=environment,
+            text=True,
         )
         assert self.process.stdout is not None
         deadline = time.monotonic() + units(30)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import httpx
 
+from tests.clients import LiveReader, ServerProcess, wait_async
+from tests.conftest import make_token
+from tests.support import units, wait_for
 from ticker.auth import Scope
 from ticker.config import Settings
 from ticker.embedded import EmbeddedRedis
 from ticker.models import ItemCreate
 from ticker.store import Store, connect
-from tests.clients import LiveReader, ServerProcess, wait_async
-from tests.conftest import make_token
-from tests.support import units, wait_for
 
 
 def key(cursor: str) -> tuple[int, int]:
@@ -52,19 +52,27 @@ def test_200_clients_across_two_processes_with_20_percent_cut_and_moved(
             await asyncio.gather(*(r.wait_started() for r in readers))
             published: list[str] = []
             async with httpx.AsyncClient(
-                base_url=servers[0].url, headers={"Authorization": f"Bearer {token}"}, timeout=units(10)
+                base_url=servers[0].url,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=units(10),
             ) as http:
                 for i in range(20):
                     published.append(await publish(http, f"before the cut {i}"))
                 cut = random.Random(7).sample(range(200), 40)
                 await asyncio.gather(*(readers[i].cut() for i in cut))
-                publishing = asyncio.create_task(publish_many(http, published, 20, "while they are away"))
-                await asyncio.gather(*(readers[i].connect(servers[(i + 1) % 2].ws_url) for i in cut))
+                publishing = asyncio.create_task(
+                    publish_many(http, published, 20, "while they are away")
+                )
+                await asyncio.gather(
+                    *(readers[i].connect(servers[(i + 1) % 2].ws_url) for i in cut)
+                )
                 await publishing
                 for i in range(20):
                     published.append(await publish(http, f"after {i}"))
             await wait_async(
-                lambda: all(r.cursor == published[-1] for r in readers), timeout=60, what="every reader caught up"
+                lambda: all(r.cursor == published[-1] for r in readers),
+                within=60,
+                what="every reader caught up",
             )
             for reader in readers:
                 assert_gapless(reader, published)
@@ -88,7 +96,9 @@ def test_redis_stopped_and_restarted_under_live_clients(tmp_path: Path) -> None:
     prefix = "outage"
     settings = Settings(redis_url=url, prefix=prefix, state_dir=tmp_path / "state")
     token = make_token(settings, "desk", Scope.ADMIN)
-    server = ServerProcess(url, prefix, tmp_path, TICKER_READER_BLOCK_MS="500", TICKER_WRITE_RATE="1000")
+    server = ServerProcess(
+        url, prefix, tmp_path, TICKER_READER_BLOCK_MS="500", TICKER_WRITE_RATE="1000"
+    )
     try:
         wait_for(server.ready, timeout=30, what="server ready")
 
@@ -105,7 +115,9 @@ def test_redis_stopped_and_restarted_under_live_clients(tmp_path: Path) -> None:
             await asyncio.gather(*(r.connect() for r in readers))
             await asyncio.gather(*(r.wait_started() for r in readers))
             headers = {"Authorization": f"Bearer {token}"}
-            async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=units(10)) as http:
+            async with httpx.AsyncClient(
+                base_url=server.url, headers=headers, timeout=units(10)
+            ) as http:
                 published = [await publish(http, f"before {i}") for i in range(5)]
                 await wait_async(lambda: all(r.cursor == published[-1] for r in readers))
 
@@ -122,10 +134,12 @@ def test_redis_stopped_and_restarted_under_live_clients(tmp_path: Path) -> None:
                 assert await asyncio.to_thread(redis.start) == url
                 # Changes made while the server's reader is still reconnecting.
                 published += [await direct(f"meanwhile {i}") for i in range(3)]
-                await wait_async(server.ready, timeout=30, what="ready again")
+                await wait_async(server.ready, within=30, what="ready again")
                 published += [await publish(http, f"after {i}") for i in range(5)]
             everyone = [*readers, late]
-            await wait_async(lambda: all(r.cursor == published[-1] for r in everyone), what="catching up")
+            await wait_async(
+                lambda: all(r.cursor == published[-1] for r in everyone), what="catching up"
+            )
             for reader in everyone:
                 assert_gapless(reader, published)
                 assert reader.close_code is None
@@ -157,4 +171,3 @@ def test_sigterm_closes_clients_so_they_reconnect(settings: Settings, tmp_path: 
         assert server.process.wait(units(30)) in (0, -signal.SIGTERM)
     finally:
         server.stop()
-

@@ -11,8 +11,14 @@ from ticker.models import Change
 
 def item(item_id: str, channel: str = "news", pinned: bool = False, minute: int = 0) -> str:
     return json.dumps(
-        {"id": item_id, "version": 1, "headline": item_id, "channel": channel, "pinned": pinned,
-         "published_at": f"2024-11-17T16:{minute:02d}:00.000Z"},
+        {
+            "id": item_id,
+            "version": 1,
+            "headline": item_id,
+            "channel": channel,
+            "pinned": pinned,
+            "published_at": f"2024-11-17T16:{minute:02d}:00.000Z",
+        },
         separators=(",", ":"),
     )
 
@@ -40,7 +46,12 @@ class Sink:
         self.closed = (code, reason)
 
     def messages(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for data in self.got for payload in data for line in payload.split("\n")]
+        return [
+            json.loads(line)
+            for data in self.got
+            for payload in data
+            for line in payload.split("\n")
+        ]
 
 
 def loaded(n: int = 3, history_size: int = 100) -> Hub:

@@ -46,6 +46,8 @@ DEFAULT_CLIENT_BUFFER_BYTES = 1024 * 1024
 """Bytes waiting to be written to one client before it is closed as too slow (1013)."""
 DEFAULT_SEND_BUFFER_BYTES = 0
 """Kernel send buffer (SO_SNDBUF) per live connection; 0 leaves it to the kernel's autotuning."""
+DEFAULT_DIRECT_FRAMES = True
+"""Write prepared frames straight to each connection (under Ticker's uvicorn protocol); False: ASGI send."""
 DEFAULT_MAX_CLIENT_FRAME = 4096
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024
 """Messages due together are packed into frames of at most this size."""
@@ -101,6 +103,7 @@ class Settings:
     """Live connections from one address; :attr:`trusted_addresses` are exempt."""
     client_buffer_bytes: int = DEFAULT_CLIENT_BUFFER_BYTES
     send_buffer_bytes: int = DEFAULT_SEND_BUFFER_BYTES
+    direct_frames: bool = DEFAULT_DIRECT_FRAMES
     max_client_frame: int = DEFAULT_MAX_CLIENT_FRAME
     history_size: int = DEFAULT_HISTORY_SIZE
     snapshot_limit: int = DEFAULT_SNAPSHOT_LIMIT
@@ -115,6 +118,14 @@ class Settings:
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-``None`` values replaced (CLI flags win over env)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _flag(value: str) -> bool:
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -142,6 +153,7 @@ _PARSERS: dict[str, Any] = {
     "max_connections_per_address": int,
     "client_buffer_bytes": int,
     "send_buffer_bytes": int,
+    "direct_frames": _flag,
     "max_client_frame": int,
     "history_size": int,
     "snapshot_limit": int,

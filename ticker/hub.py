@@ -45,7 +45,7 @@ class Sink(Protocol):
     """Where one subscriber's bytes go. ``deliver`` never blocks; False means "too slow"."""
 
     kind: str
-    """``ws`` (ready WebSocket frames as bytes), ``text`` (a list of text payloads) or ``sse`` (bytes)."""
+    """``ws`` (ready frames, bytes), ``text`` (a list of text payloads) or ``sse`` (bytes)."""
 
     def deliver(self, data: Any) -> bool: ...
 

@@ -68,7 +68,9 @@ async def live(websocket: WebSocket) -> None:
             )
             return
         await websocket.accept()
-        frames = websocket.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        frames = settings.direct_frames and websocket.scope.get("extensions", {}).get(
+            FRAMES_EXTENSION
+        )
         sink = (
             FrameSink(frames["writer"], limit=settings.client_buffer_bytes)
             if frames

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 _CURSOR = re.compile(r"^(\d{1,15})-(\d{1,19})$")
 CURSOR_FUTURE_SKEW_MS = 60_000
-"""A cursor may be this far ahead of the newest change a process knows (another process read it first)."""
+"""How far a cursor may be ahead of the newest change a process knows (another read it first)."""
 
 
 def parse_cursor(raw: str | None) -> tuple[int, int] | None:
@@ -138,7 +138,10 @@ def event_message(cursor: str, op: str, ts: int, item_json: str) -> Message:
 
 
 def snapshot_message(cursor: str, items: Iterable[str], pinned: Iterable[str]) -> Message:
-    body = f'{{"type":"snapshot","cursor":"{cursor}","items":[{",".join(items)}],"pinned":[{",".join(pinned)}]}}'
+    body = (
+        f'{{"type":"snapshot","cursor":"{cursor}",'
+        f'"items":[{",".join(items)}],"pinned":[{",".join(pinned)}]}}'
+    )
     return Message(body.encode(), cursor)
 
 
@@ -167,7 +170,7 @@ def pack(messages: Sequence[Message], limit: int) -> list[bytes]:
 
 
 def text_frame(payload: bytes) -> bytes:
-    """An unmasked, unfragmented, uncompressed server-to-client WebSocket text frame (RFC 6455 §5.2)."""
+    """An unmasked, unfragmented, uncompressed server-to-client text frame (RFC 6455 §5.2)."""
     n = len(payload)
     if n < 126:
         header = struct.pack("!BB", 0x81, n)

@@ -16,7 +16,6 @@ negotiated window size (see ``docs/performance.md`` for the measurement).
 
 from __future__ import annotations
 
-import functools
 import logging
 import socket
 from asyncio import BaseTransport
@@ -60,11 +59,13 @@ class FrameWriter:
 
 
 class TickerWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol, without deflate, with the ``ticker.frames`` extension."""
+    """uvicorn's sans-I/O WebSocket protocol, without deflate, with ``ticker.frames``."""
 
-    def __init__(self, config: uvicorn.Config, *args: Any, send_buffer: int = 0, **kwargs: Any) -> None:
+    send_buffer = 0
+    """SO_SNDBUF for each connection; 0 leaves it to the kernel (see :func:`uvicorn_config`)."""
+
+    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
-        self.send_buffer = send_buffer
         self.conn = ServerProtocol(
             extensions=[], max_size=config.ws_max_size, logger=logging.getLogger("uvicorn.error")
         )
@@ -84,7 +85,7 @@ class TickerWebSocketProtocol(WebSocketsSansIOProtocol):
             scope["extensions"][FRAMES_EXTENSION] = {"writer": FrameWriter(self)}
 
     def close_now(self, code: int, reason: str = "") -> None:
-        """Send a close frame now, even past a full buffer; drop the connection if it does not drain."""
+        """Send a close frame now, past a full buffer; drop the connection if it does not drain."""
         if self.close_sent or self.disconnected or self.transport.is_closing():
             return
         self.conn.send_close(code, reason)
@@ -101,7 +102,11 @@ def uvicorn_config(app: Any, settings: Settings, **kwargs: Any) -> uvicorn.Confi
     """The uvicorn configuration every Ticker server process runs with."""
     return uvicorn.Config(
         app,
-        ws=functools.partial(TickerWebSocketProtocol, send_buffer=settings.send_buffer_bytes),
+        ws=type(
+            "TickerWebSocketProtocol",
+            (TickerWebSocketProtocol,),
+            {"send_buffer": settings.send_buffer_bytes},
+        ),
         ws_max_size=settings.max_client_frame,
         ws_ping_interval=settings.ping_interval,
         ws_ping_timeout=settings.ping_timeout,

@@ -115,7 +115,7 @@ class SseSink:
         self.queue.put_nowait(None)
 
     async def chunks(self, heartbeat: float) -> AsyncIterator[bytes]:
-        """What the response streams: deliveries, and a comment line when idle for ``heartbeat`` seconds."""
+        """What the response streams: deliveries, and a comment after ``heartbeat`` idle seconds."""
         while True:
             try:
                 data = await asyncio.wait_for(self.queue.get(), heartbeat)

@@ -1,4 +1,4 @@
-"""``GET /api/events``: the live changes as Server-Sent Events, resumable through ``Last-Event-ID``."""
+"""``GET /api/events``: the live changes as Server-Sent Events, resumed by ``Last-Event-ID``."""
 
 from __future__ import annotations
 
