@@ -85,6 +85,7 @@ async def run(args: argparse.Namespace, redis_url: str, server_pid: int, http_ur
     latencies: list[float] = []
     ready: list[int] = []
     tasks = []
+    rss_before = rss_bytes(server_pid)
     for _ in range(args.clients):
         tasks.append(asyncio.create_task(reader(f"{ws_url}/ws?cursor=0-0", got, latencies, ready)))
         if len(tasks) % 200 == 0:
@@ -92,6 +93,8 @@ async def run(args: argparse.Namespace, redis_url: str, server_pid: int, http_ur
     while len(ready) < args.clients:  # noqa: ASYNC110 (counting connected readers)
         await asyncio.sleep(0.05)
     await asyncio.sleep(1)
+    idle = (rss_bytes(server_pid) - rss_before) / args.clients
+    print(f"server RSS per idle connection: {idle / 1024:.1f} KiB (growth from 0 to {args.clients})")
     got.clear()
     latencies.clear()
     client = connect(redis_url)
