@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from pathlib import Path
 
 import httpx
@@ -159,9 +160,15 @@ def test_sigterm_closes_clients_so_they_reconnect(settings: Settings, tmp_path: 
         readers = [LiveReader(server.ws_url) for _ in range(10)]
         await asyncio.gather(*(r.connect() for r in readers))
         await asyncio.gather(*(r.wait_started() for r in readers))
-        server.terminate()
+        http = httpx.AsyncClient(base_url=server.url, timeout=units(30))
+        async with http, http.stream("GET", "/api/events") as stream:  # an open SSE stream
+            server.terminate()
+            stopped = time.monotonic()
+            async for _ in stream.aiter_bytes():
+                pass
         await wait_async(lambda: all(r.task is not None and r.task.done() for r in readers))
         assert {r.close_code for r in readers} <= {1001, 1012}, [r.close_code for r in readers]
+        assert time.monotonic() - stopped < units(4)  # the SSE stream was ended, not waited for
 
     try:
         wait_for(server.ready, timeout=30, what="server ready")

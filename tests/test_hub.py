@@ -158,6 +158,16 @@ def test_history_trims_and_older_cursors_reset() -> None:
     assert len(hub.history) <= 3
 
 
+def test_resume_from_the_oldest_held_change_does_not_repeat_it() -> None:
+    hub = Hub(history_size=2)
+    changes = [change(n, f"i{n}") for n in (1, 2)]
+    hub.load("2-0", [c.item for c in changes], changes, complete=False)
+    assert hub.history.base == "1-0"
+    sink = Sink("text")
+    hub.join(sink, channel=None, cursor="1-0")
+    assert [m["cursor"] for m in sink.messages()] == ["2-0"]
+
+
 def test_reload_resets_every_subscriber() -> None:
     hub = loaded()
     sink = Sink("text")

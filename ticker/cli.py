@@ -292,9 +292,9 @@ def bind(host: str, port: int) -> socket.socket:
 def _server_class() -> type[Any]:
     import signal
 
-    import uvicorn
+    from ticker.server import Server as TickerServer
 
-    class Server(uvicorn.Server):
+    class Server(TickerServer):
         """uvicorn, but SIGINT/SIGTERM end ``run()`` normally instead of being re-raised after
         shutdown, so the embedded Redis is stopped cleanly behind it."""
 

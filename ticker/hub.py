@@ -106,9 +106,10 @@ class History:
 
     def after(self, cursor: str) -> list[Entry]:
         """Every change after ``cursor``, which must be :meth:`known`."""
-        if cursor == self.base:
+        position = self._index.get(cursor)
+        if position is None:  # the base, which the history may or may not hold itself
             return list(self._entries)
-        return self._entries[self._index[cursor] - self._offset + 1 :]
+        return self._entries[position - self._offset + 1 :]
 
     def __len__(self) -> int:
         return len(self._entries)

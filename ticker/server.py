@@ -26,6 +26,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.server import ServerProtocol
 
 from ticker.config import Settings
+from ticker.protocol import CloseCode
 
 FRAMES_EXTENSION = "ticker.frames"
 CLOSE_TIMEOUT = 10.0
@@ -98,6 +99,21 @@ class TickerWebSocketProtocol(WebSocketsSansIOProtocol):
         self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.transport.abort)
 
 
+class Server(uvicorn.Server):
+    """uvicorn's server, which first closes the live clients when it stops.
+
+    uvicorn closes WebSockets with 1012 on its own, but waits for streaming
+    HTTP responses to end: the hub's ``close_all`` ends the SSE streams cleanly
+    (and closes WebSockets with 1001) before uvicorn waits for connections.
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        hub = getattr(getattr(self.config.app, "state", None), "hub", None)
+        if hub is not None:
+            hub.close_all(CloseCode.GOING_AWAY, "server shutting down")
+        await super().shutdown(sockets)
+
+
 def uvicorn_config(app: Any, settings: Settings, **kwargs: Any) -> uvicorn.Config:
     """The uvicorn configuration every Ticker server process runs with."""
     return uvicorn.Config(
@@ -111,6 +127,7 @@ def uvicorn_config(app: Any, settings: Settings, **kwargs: Any) -> uvicorn.Confi
         ws_ping_interval=settings.ping_interval,
         ws_ping_timeout=settings.ping_timeout,
         ws_per_message_deflate=False,
+        timeout_graceful_shutdown=settings.shutdown_grace,
         lifespan="on",
         **kwargs,
     )
