@@ -59,7 +59,7 @@ DEFAULT_SNAPSHOT_POOL = 1000
 DEFAULT_PING_INTERVAL = 20.0
 DEFAULT_PING_TIMEOUT = 20.0
 DEFAULT_SSE_HEARTBEAT = 15.0
-DEFAULT_SHUTDOWN_GRACE = 5.0
+DEFAULT_SHUTDOWN_GRACE = 5
 """Seconds a stopping process waits for open streams (SSE) before cutting them; WebSockets close at once."""
 DEFAULT_READER_COUNT = 1000
 DEFAULT_READER_BLOCK_MS = 5000
@@ -113,7 +113,7 @@ class Settings:
     ping_interval: float = DEFAULT_PING_INTERVAL
     ping_timeout: float = DEFAULT_PING_TIMEOUT
     sse_heartbeat: float = DEFAULT_SSE_HEARTBEAT
-    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
+    shutdown_grace: int = DEFAULT_SHUTDOWN_GRACE
     reader_count: int = DEFAULT_READER_COUNT
     reader_block_ms: int = DEFAULT_READER_BLOCK_MS
     max_reader_lag: float = DEFAULT_MAX_READER_LAG
@@ -164,7 +164,7 @@ _PARSERS: dict[str, Any] = {
     "ping_interval": float,
     "ping_timeout": float,
     "sse_heartbeat": float,
-    "shutdown_grace": float,
+    "shutdown_grace": int,
     "reader_count": int,
     "reader_block_ms": int,
     "max_reader_lag": float,
