@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import pytest
 
+from tests.clients import wait_async
 from ticker.hub import Hub
 from ticker.models import ItemCreate
 from ticker.reader import Reader
 from ticker.store import Store, connect
-from tests.support import units
 
 
-async def wait_until(check: object, what: str) -> None:
-    async with asyncio.timeout(units(20)):
-        while not check():  # type: ignore[operator]
-            await asyncio.sleep(0.01)
+async def wait_until(check: Callable[[], object], what: str) -> None:
+    await wait_async(check, within=20, what=what)
 
 
 def test_reader_survives_timeouts_and_retries_from_its_cursor(
