@@ -10,12 +10,14 @@ saturated its own core (then the figures say more about the client than the
 server).
 
     python bench/liveload.py --clients 1000 --rate 10 --seconds 10 [--asgi-send]
+    python bench/liveload.py --clients 5000 --storm
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -24,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import websockets
@@ -64,6 +67,70 @@ async def reader(url: str, got: dict[str, int], latencies: list[float], ready: l
                     latencies.append(now - message["ts"])
 
 
+class StormClient:
+    """A reader that remembers its cursor, to drop and come back with it."""
+
+    def __init__(self, ws_url: str) -> None:
+        self.ws_url = ws_url
+        self.cursor: str | None = None
+        self.ws: Any = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        query = f"?cursor={self.cursor}" if self.cursor else ""
+        self.ws = await websockets.connect(f"{self.ws_url}/ws{query}", max_size=None, open_timeout=120)
+        self.task = asyncio.create_task(self.read(self.ws))
+
+    async def read(self, ws: Any) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for frame in ws:
+                for line in str(frame).split("\n"):
+                    message = json.loads(line)
+                    if message["type"] in ("event", "snapshot"):
+                        self.cursor = message["cursor"]
+
+    async def drop(self) -> None:
+        self.ws.transport.abort()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def commandstats(client: Any) -> dict[str, int]:
+    info = await client.info("commandstats")
+    return {name: int(stats["calls"]) for name, stats in info.items()}
+
+
+async def storm(args: argparse.Namespace, redis_url: str, server_pid: int, http_url: str) -> None:
+    """Every client drops and reconnects with its cursor at once; time to catch up, Redis commands."""
+    client = connect(redis_url)
+    store = Store(client, prefix="bench")
+    for n in range(20):
+        await store.publish(ItemCreate(headline=f"Before the storm {n}"), actor="bench")
+    clients = [StormClient(http_url.replace("http://", "ws://")) for _ in range(args.clients)]
+    for start in range(0, len(clients), 500):
+        await asyncio.gather(*(c.connect() for c in clients[start : start + 500]))
+    head = await store.head()
+    while any(c.cursor != head for c in clients):  # noqa: ASYNC110 (waiting for every snapshot)
+        await asyncio.sleep(0.05)
+    await asyncio.gather(*(c.drop() for c in clients))
+    for n in range(10):
+        last = (await store.publish(ItemCreate(headline=f"While away {n}"), actor="bench")).cursor
+    before = await commandstats(client)
+    cpu0, own0, t0 = cpu_seconds(server_pid), time.process_time(), time.monotonic()
+    await asyncio.gather(*(c.connect() for c in clients))
+    while any(c.cursor != last for c in clients):  # noqa: ASYNC110 (waiting for every replay)
+        await asyncio.sleep(0.01)
+    caught_up = time.monotonic() - t0
+    cpu, own = cpu_seconds(server_pid) - cpu0, time.process_time() - own0
+    after = await commandstats(client)
+    issued = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    issued = {k: v for k, v in issued.items() if v and k != "cmdstat_info"}
+    print(f"reconnect storm: {args.clients} clients with cursors, all caught up in {caught_up:.2f} s")
+    print(f"server CPU {cpu:.2f} s ({cpu / args.clients * 1e3:.2f} ms per reconnect); load generator CPU {own:.2f} s")
+    print(f"Redis commands meanwhile (all clients of this Redis): {issued or 'none'}")
+    await asyncio.gather(*(c.drop() for c in clients))
+    await client.aclose()
+
+
 def server_latency(http_url: str) -> str:
     """The server's own publish-to-send histogram, as cumulative shares per bucket."""
     text = httpx.get(f"{http_url}/metrics").text
@@ -73,10 +140,7 @@ def server_latency(http_url: str) -> str:
         if line.startswith("ticker_publish_to_send_seconds_bucket")
     ]
     total = buckets[-1][1] or 1
-    return (
-        " ".join(f"<={le}s:{count / total:.0%}" for le, count in buckets if count / total < 1)
-        or "all <= 1ms"
-    )
+    return " ".join(f"<={le}s:{count / total:.0%}" for le, count in buckets if count / total < 1) or "all <= 1ms"
 
 
 async def run(args: argparse.Namespace, redis_url: str, server_pid: int, http_url: str) -> None:
@@ -108,9 +172,7 @@ async def run(args: argparse.Namespace, redis_url: str, server_pid: int, http_ur
     for n in range(int(args.rate * args.seconds)):
         due = t0 + n / args.rate
         await asyncio.sleep(max(0.0, due - time.monotonic()))
-        result = await store.publish(
-            ItemCreate(headline=f"Load test headline number {n}"), actor="bench"
-        )
+        result = await store.publish(ItemCreate(headline=f"Load test headline number {n}"), actor="bench")
         published.append(result.cursor)
     deadline = time.monotonic() + 30
     expected = len(published) * args.clients
@@ -137,16 +199,12 @@ async def run(args: argparse.Namespace, redis_url: str, server_pid: int, http_ur
         f"({cpu / max(deliveries, 1) * 1e6:.1f} µs per delivery)"
     )
     rss = rss_bytes(server_pid)
-    print(
-        f"server RSS={rss / 2**20:.1f} MiB "
-        f"({rss / args.clients / 1024:.1f} KiB per connection, all included)"
-    )
+    print(f"server RSS={rss / 2**20:.1f} MiB ({rss / args.clients / 1024:.1f} KiB per connection, all included)")
     print(f"load generator CPU: {own_cpu / elapsed:.0%} of its core")
     print("server publish->send histogram: " + server_latency(http_url))
     if own_cpu / elapsed > 0.9:
         print(
-            f"WARNING: the load generator used {own_cpu / elapsed:.0%} of its core:"
-            " the figures are bound by the client"
+            f"WARNING: the load generator used {own_cpu / elapsed:.0%} of its core: the figures are bound by the client"
         )
     for task in tasks:
         task.cancel()
@@ -159,9 +217,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=10)
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument(
-        "--asgi-send", action="store_true", help="the portable ASGI send path instead"
-    )
+    parser.add_argument("--asgi-send", action="store_true", help="the portable ASGI send path instead")
+    parser.add_argument("--storm", action="store_true", help="measure a reconnect storm instead")
     args = parser.parse_args()
     two_cores = (os.cpu_count() or 1) >= 2
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis") as redis_url:
@@ -193,7 +250,10 @@ def main() -> None:
             line = server.stdout.readline()
             url = line.split("Ticker serving on ", 1)[1].split()[0]
             time.sleep(1)
-            asyncio.run(run(args, redis_url, server.pid, url))
+            if args.storm:
+                asyncio.run(storm(args, redis_url, server.pid, url))
+            else:
+                asyncio.run(run(args, redis_url, server.pid, url))
         finally:
             server.terminate()
             server.wait()
