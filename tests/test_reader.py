@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -60,6 +62,65 @@ def test_reader_loads_snapshot_and_history_before_following(redis_url: str, pref
         assert hub.cursor == cursors[-1] and hub.history.base == cursors[-3]
         assert [e.cursor for e in hub.history.after(cursors[-3])] == cursors[-2:]
         assert reader.problems() == []
+        await client.aclose()
+
+    asyncio.run(run())
+
+
+def test_changes_trimmed_before_they_were_read_reset_every_client(redis_url: str, prefix: str) -> None:
+    async def run() -> None:
+        client = connect(redis_url)
+        store = Store(client, prefix=prefix)
+        await store.publish(ItemCreate(headline="seen"), actor="t")
+        hub = Hub()
+        reader = Reader(hub, store, block_ms=100)
+        await reader.load()
+        sink = Sink()
+        hub.join(sink, channel=None, cursor=hub.cursor)
+        for i in range(5):  # while the reader is away...
+            await store.publish(ItemCreate(headline=f"missed {i}"), actor="t")
+        await client.xtrim(store.stream_key, maxlen=2, approximate=False)  # ...Redis trims them
+        head = await store.head()
+        task = asyncio.create_task(reader.run())
+        try:
+            await wait_until(lambda: hub.cursor == head, "reloaded")
+            await wait_until(lambda: sink.got, "told the client")
+            assert [json.loads(line)["type"] for line in sink.got[0][0].split("\n")] == ["reset", "snapshot"]
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+class Sink:
+    kind = "text"
+
+    def __init__(self) -> None:
+        self.got: list[Any] = []
+
+    def deliver(self, data: Any) -> bool:
+        self.got.append(data)
+        return True
+
+    def close(self, code: int, reason: str = "") -> None:
+        raise AssertionError("not closed")
+
+
+def test_readiness_problems_of_a_lagging_or_failing_reader(redis_url: str, prefix: str) -> None:
+    async def run() -> None:
+        client = connect(redis_url)
+        hub = Hub()
+        reader = Reader(hub, Store(client, prefix=prefix), max_lag=5)
+        assert reader.problems() == ["stream reader has not loaded the snapshot yet"]
+        await reader.load()
+        reader.lag = 12.0
+        reader.error = "TimeoutError: Timeout reading from socket"
+        assert reader.problems() == [
+            "stream reader failing: TimeoutError: Timeout reading from socket",
+            "stream reader 12.0s behind the stream head",
+        ]
         await client.aclose()
 
     asyncio.run(run())

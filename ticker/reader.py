@@ -74,7 +74,7 @@ class Reader:
 
     async def run(self) -> None:
         backoff = MIN_BACKOFF
-        recovering = False
+        recovering = True  # a restarted reader checks for a gap as after an outage
         while True:
             try:
                 if not self.hub.loaded.is_set():
