@@ -170,7 +170,7 @@ class Hub:
         self.cursor = cursor
         self._snapshots.clear()
         if self.loaded.is_set():
-            for (channel, kind), group in self._groups.items():
+            for (channel, kind), group in list(self._groups.items()):
                 data = encode(
                     kind,
                     [reset_message("history gap"), self.snapshot(channel)],

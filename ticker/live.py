@@ -48,6 +48,17 @@ def check(
     return None
 
 
+async def loaded(hub: Hub) -> bool:
+    """Wait (up to :data:`LOAD_WAIT` seconds) for a starting process to load its snapshot."""
+    if hub.loaded.is_set():
+        return True
+    try:
+        await asyncio.wait_for(hub.loaded.wait(), LOAD_WAIT)
+    except TimeoutError:
+        return False
+    return True
+
+
 async def live(websocket: WebSocket) -> None:
     state = websocket.app.state
     hub: Hub = state.hub
@@ -60,9 +71,7 @@ async def live(websocket: WebSocket) -> None:
         return
     counter.add(address)
     try:
-        try:
-            await asyncio.wait_for(hub.loaded.wait(), LOAD_WAIT)
-        except TimeoutError:
+        if not await loaded(hub):
             await refuse(
                 websocket, hub.metrics, CloseCode.TRY_AGAIN, "loading: the server is starting"
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
@@ -13,7 +12,7 @@ from ticker.api import channel_param
 from ticker.config import Settings
 from ticker.errors import Unavailable
 from ticker.hub import Hub
-from ticker.live import LOAD_WAIT
+from ticker.live import loaded
 from ticker.sinks import SseSink
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -24,10 +23,8 @@ async def events(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     channel = channel_param(request)
     cursor = request.query_params.get("cursor") or request.headers.get("last-event-id") or None
-    try:
-        await asyncio.wait_for(hub.loaded.wait(), LOAD_WAIT)
-    except TimeoutError:
-        raise Unavailable("the server is starting; retry shortly") from None
+    if not await loaded(hub):
+        raise Unavailable("the server is starting; retry shortly")
 
     async def stream() -> AsyncIterator[bytes]:
         sink = SseSink()
