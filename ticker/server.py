@@ -85,6 +85,12 @@ class TickerWebSocketProtocol(WebSocketsSansIOProtocol):
         if scope is not None:
             scope["extensions"][FRAMES_EXTENSION] = {"writer": FrameWriter(self)}
 
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept":
+            # The handshake is done: its request and response would be kept per connection.
+            self.request = self.response = None  # type: ignore[assignment]
+
     def close_now(self, code: int, reason: str = "") -> None:
         """Send a close frame now, past a full buffer; drop the connection if it does not drain."""
         if self.close_sent or self.disconnected or self.transport.is_closing():
