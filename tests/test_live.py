@@ -357,3 +357,13 @@ def test_portable_asgi_send_path_gives_the_same_protocol(
             assert asyncio.run(close_code(f"{running.ws_url}/ws", "hello")) == 1003
     finally:
         running.stop()
+
+
+def test_permessage_deflate_is_not_negotiated(server: ServerThread) -> None:
+    async def run() -> str | None:
+        async with websockets.connect(f"{server.ws_url}/ws", compression="deflate") as ws:
+            await ws.recv()
+            assert ws.response is not None
+            return ws.response.headers.get("Sec-WebSocket-Extensions")
+
+    assert asyncio.run(run()) is None  # offered by the client, declined: frames are shared as they are
