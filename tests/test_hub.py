@@ -1,4 +1,4 @@
-"""The hub on plain values: sessions, fan-out, slow clients, history; no Redis, no server."""
+"""The hub on plain values: connection starts, fan-out, slow clients, history; no Redis, no server."""
 
 from __future__ import annotations
 

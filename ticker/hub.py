@@ -279,7 +279,7 @@ class Hub:
     # --- subscribers --------------------------------------------------------------------
 
     def join(self, sink: Sink, *, channel: str | None, cursor: str | None) -> Subscriber:
-        """Register a subscriber and send what its session starts with, in one step (no gap)."""
+        """Register a subscriber and send what its connection starts with, in one step (no gap)."""
         start = plan(
             cursor,
             known=cursor is not None and self.history.known(cursor),

@@ -1,4 +1,4 @@
-"""The rules of the live protocol, free of I/O: cursors, session starts, packing, close codes.
+"""The rules of the live protocol, free of I/O: cursors, connection starts, packing, close codes.
 
 Nothing here imports asyncio, Redis or Starlette; the hub, the WebSocket
 endpoint and the SSE endpoint apply these rules to plain values. See
@@ -74,12 +74,12 @@ def should_reconnect(code: int) -> bool:
     return True
 
 
-# --- where a session starts ------------------------------------------------------------
+# --- where a connection starts ---------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """How a session begins: ``snapshot``, ``replay`` (events after ``after``) or ``reset``."""
+    """How a connection begins: ``snapshot``, ``replay`` (events after ``after``) or ``reset``."""
 
     kind: str
     after: str | None = None
@@ -88,7 +88,7 @@ class Start:
 
 
 def plan(cursor: str | None, *, known: bool, base: str, head: str, now_ms: int) -> Start:
-    """Decide the start of a session from the client's cursor and what the history holds.
+    """Decide how a connection starts from the client's cursor and what the history holds.
 
     ``base`` is the cursor after which the history holds every change, ``head``
     the newest change applied, ``known`` whether ``cursor`` is ``base`` or a
