@@ -112,7 +112,8 @@ def test_cursor_older_than_history_resets(settings: Settings, admin_token: str) 
             old = publish(http, "old")
             for i in range(6):
                 publish(http, f"n{i}")
-            wait_for(lambda: http.get("/readyz").status_code == 200)
+            applied = b"ticker_changes_total 7.0"
+            wait_for(lambda: applied in http.get("/metrics").content, what="all applied")
             got = asyncio.run(first_messages(f"{running.ws_url}/ws?cursor={old}", 2))
             assert (
                 got[0] == {"type": "reset", "reason": "cursor too old"}
