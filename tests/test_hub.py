@@ -182,3 +182,12 @@ def test_sse_encoding_has_ids() -> None:
     sink = Sink("sse")
     hub.join(sink, channel=None, cursor="2-0")
     assert sink.got[0] == b"id: 3-0\ndata: " + hub.history.after("2-0")[0].message.data + b"\n\n"
+
+
+def test_snapshot_next_is_the_page_token_of_the_oldest_item_shown() -> None:
+    hub = Hub(snapshot_limit=2)
+    changes = [change(i, f"i{i}", minute=i) for i in range(1, 4)]
+    hub.load("3-0", [c.item for c in changes], changes, complete=True)
+    snapshot = json.loads(hub.snapshot(None).data)
+    assert [i["id"] for i in snapshot["items"]] == ["i3", "i2"]
+    assert snapshot["next"] == f"{1731859320000:015d}:i2"  # 2024-11-17T16:02:00Z

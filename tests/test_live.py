@@ -77,6 +77,8 @@ def test_snapshot_then_live_events_with_server_time(
     assert [i["id"] for i in snapshot["items"]][:2] == ["q2", "p1"] and [
         i["id"] for i in snapshot["pinned"]
     ] == ["p1"]
+    older = http.get("/api/items", params={"before": snapshot["next"]})
+    assert older.status_code == 200 and [i["id"] for i in older.json()["items"]] == []
 
 
 def test_replay_after_cursor_then_live(server: ServerThread, http: httpx.Client) -> None:

@@ -87,7 +87,10 @@ def test_snapshot_and_reset_messages_are_json() -> None:
         "cursor": "7-0",
         "items": [{"id": "a"}, {"id": "b"}],
         "pinned": [{"id": "b"}],
+        "next": None,
     }
+    paged = snapshot_message("7-0", [], [], "001732000000000:a")
+    assert json.loads(paged.data)["next"] == "001732000000000:a"
     assert json.loads(reset_message("cursor too old").data) == {
         "type": "reset",
         "reason": "cursor too old",

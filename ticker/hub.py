@@ -207,9 +207,12 @@ class Hub:
         if cached is None:
             held = sorted(self._items.values(), key=lambda h: h.sort_key, reverse=True)
             mine = [h for h in held if channel is None or h.channel == channel]
-            items = [h.json for h in mine[: self.snapshot_limit]]
+            shown = mine[: self.snapshot_limit]
             pinned = [h.json for h in mine if h.pinned]
-            cached = self._snapshots[channel] = snapshot_message(self.cursor, items, pinned)
+            next_page = shown[-1].sort_key if shown else None
+            cached = self._snapshots[channel] = snapshot_message(
+                self.cursor, [h.json for h in shown], pinned, next_page
+            )
         return cached
 
     # --- changes ----------------------------------------------------------------------
