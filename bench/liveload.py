@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -220,6 +221,7 @@ def main() -> None:
     parser.add_argument("--asgi-send", action="store_true", help="the portable ASGI send path instead")
     parser.add_argument("--storm", action="store_true", help="measure a reconnect storm instead")
     args = parser.parse_args()
+    gc.set_threshold(20_000)  # the load generator holds thousands of connections too
     two_cores = (os.cpu_count() or 1) >= 2
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis") as redis_url:
         env = {

@@ -61,6 +61,8 @@ DEFAULT_PING_TIMEOUT = 20.0
 DEFAULT_SSE_HEARTBEAT = 15.0
 DEFAULT_SHUTDOWN_GRACE = 5
 """Seconds a stopping process waits for open streams (SSE) before cutting them; WebSockets close at once."""
+DEFAULT_GC_THRESHOLD = 20_000
+"""Allocations between young-generation garbage collections in a server process (Python: 700)."""
 DEFAULT_READER_COUNT = 1000
 DEFAULT_READER_BLOCK_MS = 5000
 DEFAULT_MAX_READER_LAG = 5.0
@@ -114,6 +116,8 @@ class Settings:
     ping_timeout: float = DEFAULT_PING_TIMEOUT
     sse_heartbeat: float = DEFAULT_SSE_HEARTBEAT
     shutdown_grace: int = DEFAULT_SHUTDOWN_GRACE
+    gc_threshold: int = DEFAULT_GC_THRESHOLD
+    """Thousands of live connections make each collection costly; 0 keeps Python's default."""
     reader_count: int = DEFAULT_READER_COUNT
     reader_block_ms: int = DEFAULT_READER_BLOCK_MS
     max_reader_lag: float = DEFAULT_MAX_READER_LAG
@@ -165,6 +169,7 @@ _PARSERS: dict[str, Any] = {
     "ping_timeout": float,
     "sse_heartbeat": float,
     "shutdown_grace": int,
+    "gc_threshold": int,
     "reader_count": int,
     "reader_block_ms": int,
     "max_reader_lag": float,
