@@ -36,7 +36,7 @@ def wait_for(check: Callable[[], T], *, timeout: float = 10, what: str = "condit
 
 
 def bound_socket(host: str = "127.0.0.1") -> socket.socket:
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY needs proto TCP
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     sock.listen(1024)
