@@ -30,6 +30,7 @@ from typing import Any
 
 import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
 
 from ticker.config import Settings
@@ -157,9 +158,14 @@ class TickerWebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: Any) -> None:
         await super().send(message)
-        if message["type"] == "websocket.accept":
-            # The handshake is done: its request and response would be kept per connection.
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # The handshake is done: its request and response would be kept per connection,
+            # and so would the parser's suspended generator, which still holds the request.
+            # A client sends no frame before it has our answer (RFC 6455 §4.1), so a fresh
+            # frame parser starts exactly where the old one stands.
             self.request = self.response = None  # type: ignore[assignment]
+            self.conn.parser = Protocol.parse(self.conn)
+            next(self.conn.parser)
 
     def close_now(self, code: int, reason: str = "") -> None:
         """Send a close frame now, past a full buffer; drop the connection if it does not drain."""
