@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+from starlette.datastructures import Headers
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
@@ -33,9 +34,8 @@ def check(
     websocket: WebSocket, settings: Settings, counter: ConnectionCounter, address: str
 ) -> tuple[int, str] | None:
     """The close code and reason for a connection that may not proceed, else None."""
-    if not origin_allowed(
-        websocket.headers.get("origin"), websocket.headers.get("host"), settings.allowed_origins
-    ):
+    headers = Headers(scope=websocket.scope)  # not cached on the socket: see live()
+    if not origin_allowed(headers.get("origin"), headers.get("host"), settings.allowed_origins):
         return CloseCode.POLICY, "origin: not allowed"
     channel = websocket.query_params.get("channel") or None
     if channel is not None and not _CHANNEL.match(channel):
@@ -89,6 +89,8 @@ async def live(websocket: WebSocket) -> None:
         subscriber = hub.join(
             sink, channel=channel, cursor=websocket.query_params.get("cursor") or None
         )
+        # Nothing reads the handshake headers from here on; an idle connection need not keep them.
+        websocket.scope["headers"] = []
         try:
             await sink.serve(websocket)
         finally:
