@@ -7,6 +7,7 @@ import re
 
 from starlette.datastructures import Headers
 from starlette.routing import WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ticker.config import Settings
@@ -99,4 +100,12 @@ async def live(websocket: WebSocket) -> None:
         counter.remove(address)
 
 
-routes = [WebSocketRoute("/ws", live)]
+class Endpoint:
+    """:func:`live` as a plain ASGI app, so Starlette mounts it without its per-route
+    wrapper coroutines, which would otherwise stay on every idle connection's stack."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await live(WebSocket(scope, receive=receive, send=send))
+
+
+routes = [WebSocketRoute("/ws", Endpoint())]
