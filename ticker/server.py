@@ -9,11 +9,12 @@ straight to the connection's transport (see ``docs/performance.md``). Under
 any other server the extension is absent and the endpoint falls back to the
 ASGI ``send`` path.
 
-Two more small changes keep idle connections lighter: the handshake's
-request and response are released once the socket is accepted, and the
-per-connection ASGI receive queue and "writable" event are slotted
-stand-ins (:class:`Inbox`, :class:`Flag`) for ``asyncio.Queue`` and
-``asyncio.Event``.
+A few small changes keep idle connections light (measured in
+``docs/performance.md``): once the socket is accepted, the handshake's
+request and response are released and the frame parser is started afresh
+(the old one kept the request alive), and the per-connection ASGI receive
+queue and "writable" event are slotted stand-ins (:class:`Inbox`,
+:class:`Flag`) for ``asyncio.Queue`` and ``asyncio.Event``.
 
 Permessage-deflate is off for the live socket: the frames are prepared once
 for every client, and a compressed frame would have to be prepared per
