@@ -369,3 +369,27 @@ def test_permessage_deflate_is_not_negotiated(server: ServerThread) -> None:
             return ws.response.headers.get("Sec-WebSocket-Extensions")
 
     assert asyncio.run(run()) is None  # offered by the client, declined: frames are shared as they are
+
+
+def test_a_live_peer_answers_heartbeats_and_stays(settings: Settings, admin_token: str) -> None:
+    running = ServerThread(dataclasses.replace(settings, ping_interval=0.05, ping_timeout=units(5))).start()
+    headers = {"Authorization": f"Bearer {admin_token}"}
+
+    async def run() -> None:
+        reader = LiveReader(running.ws_url)
+        await reader.connect()
+        await reader.wait_started()
+        async with httpx.AsyncClient(base_url=running.url, headers=headers) as http:
+            pings = b'ticker_connections{transport="ws"} 1.0'
+            for _ in range(10):  # several ping/pong rounds, with the parser started afresh
+                await asyncio.sleep(0.05)
+                assert pings in (await http.get("/metrics")).content
+            cursor = (await http.post("/api/items", json={"headline": "still here"})).json()["cursor"]
+        await wait_async(lambda: reader.cursors() == [cursor], what="the event after the pings")
+        assert reader.close_code is None
+        await reader.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        running.stop()
