@@ -144,7 +144,6 @@ class Hub:
     def __post_init__(self) -> None:
         self.cursor = "0-0"
         """The newest change applied."""
-        self.last_ts = 0
         self.history = History(self.history_size)
         self.loaded = asyncio.Event()
         self._items: dict[str, _Held] = {}
@@ -232,7 +231,6 @@ class Hub:
             self.history.append(entry)
             entries.append(entry)
             self.cursor = change.cursor
-            self.last_ts = change.ts
         if not entries:
             return
         self._prune()
