@@ -217,6 +217,11 @@ class Store:
         rows = await self._call(lambda: self.redis.xrange(self.stream_key, min="(" + cursor, count=count))
         return [Change.from_entry(entry_id, fields) for entry_id, fields in rows]
 
+    async def changes_until(self, cursor: str, *, count: int) -> list[Change]:
+        """Up to ``count`` entries ending at ``cursor`` (inclusive), oldest first: history for resumes."""
+        rows = await self._call(lambda: self.redis.xrevrange(self.stream_key, max=cursor, count=count))
+        return [Change.from_entry(entry_id, fields) for entry_id, fields in reversed(rows)]
+
     async def wait_changes(self, cursor: str, *, count: int = 1000, block_ms: int = 5000) -> list[Change]:
         """Entries after ``cursor``, waiting up to ``block_ms`` for the first one."""
         reply: Any = await self.redis.xread({self.stream_key: cursor}, count=count, block=block_ms)
