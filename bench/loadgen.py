@@ -518,6 +518,9 @@ async def serve_commands() -> None:
 def main() -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    # Thousands of connections make many small objects; the default young threshold (700) would have
+    # the collector walk them over and over during a reconnect storm.
+    gc.set_threshold(20_000)
     asyncio.run(serve_commands())
 
 
