@@ -162,11 +162,15 @@ def die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of one process, from ``/proc/PID/stat``."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system (kernel) CPU seconds of one process, from ``/proc/PID/stat``."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    return sum(cpu_times(pid))
 
 
 def listen_drops() -> int:
@@ -351,13 +355,15 @@ class Bench:
         def start_window() -> None:
             # Counters start once the producer is up: its own start-up is not part of the window.
             lg.call("reset", 1)
-            marks["cpu0"] = cpu_seconds(pid)
+            marks["user0"], marks["sys0"] = cpu_times(pid)
+            marks["cpu0"] = marks["user0"] + marks["sys0"]
             marks["t0"] = time.time()
 
         produced = self.produce(prefix, sc.rate, 1, count, on_ready=start_window)
         cpu0, t0 = marks["cpu0"], marks["t0"]
         waited = lg.call("wait", args.drain, seq=count, timeout=args.drain)
-        cpu1 = cpu_seconds(pid)
+        user1, sys1 = cpu_times(pid)
+        cpu1 = user1 + sys1
         stats = lg.call("stats", 1, published=count)
         delivered = stats["delivered"]
         # From the first delivery to the last: the producer's own start-up is not the server's.
@@ -371,6 +377,8 @@ class Bench:
         fig["cpu_s_per_1k"] = (cpu1 - cpu0) / max(1, delivered) * 1000
         fig["cpu_us"] = fig["cpu_s_per_1k"] * 1000
         fig["server_core"] = (cpu1 - cpu0) / max(1e-3, time.time() - t0)
+        fig["kernel_us"] = (sys1 - marks["sys0"]) / max(1, delivered) * 1e6
+        fig["user_us"] = (user1 - marks["user0"]) / max(1, delivered) * 1e6
         fig["frames"] = stats["frames"]
         fig["rss_mib"] = rss_kib(pid) / 1024
         fig["loadgen_core"] = stats["cpu"] / max(1e-3, stats["wall"])
@@ -512,6 +520,8 @@ COLUMNS = [
     ("max_ms", "maxms", "{:.0f}"),
     ("cpu_s_per_1k", "cpu s/1k", "{:.4f}"),
     ("cpu_us", "us/deliv", "{:.1f}"),
+    ("user_us", "user us", "{:.1f}"),
+    ("kernel_us", "kernel us", "{:.1f}"),
     ("server_core", "srv core", "{:.0%}"),
     ("rss_mib", "RSS MiB", "{:.1f}"),
     ("idle_kib_per_conn", "KiB/conn", "{:.1f}"),
