@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.support import ServerThread, units
 from ticker import config
 from ticker.errors import ConfigError
 from ticker.models import Item
 from ticker.pages import json_ld
-from tests.support import ServerThread, units
 
 
 @pytest.fixture
@@ -42,16 +42,23 @@ def test_cors_allows_anonymous_reads_only(http: httpx.Client, admin_token: str) 
     origin = {"Origin": "http://news.example"}
     for path in ("/api/items", "/static/ticker.js", "/static/ticker.css", "/widget.json"):
         answer = http.get(path, headers=origin)
-        assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == "*", path
-    write = http.post("/api/items", headers={**origin, "Authorization": f"Bearer {admin_token}"},
-                      json={"headline": "From another site"})
+        assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == "*", (
+            path
+        )
+    write = http.post(
+        "/api/items",
+        headers={**origin, "Authorization": f"Bearer {admin_token}"},
+        json={"headline": "From another site"},
+    )
     assert write.status_code == 201 and "access-control-allow-origin" not in write.headers
     assert "access-control-allow-origin" not in http.get("/desk", headers=origin).headers
 
 
 def test_widget_settings_and_static_files(http: httpx.Client) -> None:
     shown = http.get("/widget.json").json()
-    assert shown["timezone"] == "UTC" and shown["locale"] == "en-GB" and "opinion" in shown["labels"]
+    assert (
+        shown["timezone"] == "UTC" and shown["locale"] == "en-GB" and "opinion" in shown["labels"]
+    )
     script = http.get("/static/ticker.js")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert "innerHTML" not in script.text and "eval(" not in script.text
@@ -60,8 +67,15 @@ def test_widget_settings_and_static_files(http: httpx.Client) -> None:
 
 def test_json_ld_cannot_end_its_script_block() -> None:
     item = Item.model_validate(
-        {"id": "a", "version": 2, "headline": "</script><!-- & more", "published_at": "2024-11-17T14:22:00Z",
-         "updated_at": "2024-11-17T15:00:00Z", "labels": ["opinion"], "url": "https://example.com/a"}
+        {
+            "id": "a",
+            "version": 2,
+            "headline": "</script><!-- & more",
+            "published_at": "2024-11-17T14:22:00Z",
+            "updated_at": "2024-11-17T15:00:00Z",
+            "labels": ["opinion"],
+            "url": "https://example.com/a",
+        }
     )
     text = json_ld(config.Settings(), [item], "https://ticker.example/")
     assert "<" not in text and ">" not in text and "&" not in text
@@ -73,8 +87,17 @@ def test_json_ld_cannot_end_its_script_block() -> None:
 
 
 def test_display_settings_come_from_the_environment() -> None:
-    settings = config.load({"TICKER_DISPLAY_TIMEZONE": "Europe/Kyiv", "TICKER_LOCALE": "uk-UA",
-                            "TICKER_SITE_NAME": "Daily"})
-    assert (settings.display_timezone, settings.locale, settings.site_name) == ("Europe/Kyiv", "uk-UA", "Daily")
+    settings = config.load(
+        {
+            "TICKER_DISPLAY_TIMEZONE": "Europe/Kyiv",
+            "TICKER_LOCALE": "uk-UA",
+            "TICKER_SITE_NAME": "Daily",
+        }
+    )
+    assert (settings.display_timezone, settings.locale, settings.site_name) == (
+        "Europe/Kyiv",
+        "uk-UA",
+        "Daily",
+    )
     with pytest.raises(ConfigError, match="Mars/Olympus"):
         config.load({"TICKER_DISPLAY_TIMEZONE": "Mars/Olympus"})

@@ -50,7 +50,9 @@ def browser() -> Iterator[Browser]:
     """One Chromium per module: the sync API keeps an event loop running while it is open."""
     executable = chromium_path()
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
         yield launched
         launched.close()
 
@@ -80,8 +82,11 @@ def page_log() -> PageLog:
 
 
 @pytest.fixture
-def page(browser: Browser, page_log: PageLog) -> Iterator[Page]:
-    """A fresh browser context and page; fails the test on any console error or CSP violation."""
+def page(browser: Browser, page_log: PageLog, server: ServerThread) -> Iterator[Page]:
+    """A fresh browser context and page; fails the test on any console error or CSP violation.
+
+    It needs ``server`` so the server outlives the page (no reconnect errors at teardown).
+    """
     context = browser.new_context(viewport={"width": 900, "height": 900})
     context.set_default_timeout(units(10) * 1000)
     opened = context.new_page()

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Page, Route, expect
 
+from tests.e2e.conftest import PageLog, Staff, ms
+from tests.support import ServerThread, bound_socket, units
 from ticker.config import Settings
 from ticker.models import ItemCreate, parse
 from ticker.store import Store, connect
-from tests.e2e.conftest import PageLog, Staff, ms
-from tests.support import ServerThread, units
 
 pytestmark = pytest.mark.browser
 
@@ -71,7 +74,9 @@ def test_posted_item_appears_within_a_second_with_time_label_and_day_header(
     expect(shown.locator(".tk-time")).to_have_text(f"{when:%H:%M}")
     expect(shown.locator(".tk-tag")).to_have_text("Exclusive")
     expect(shown.locator(".tk-headline")).to_have_text("Bridge reopens after repairs")
-    header = page.locator(".tk-day", has=shown).locator(".tk-dayhead")
+    header = page.locator(".tk-day", has=page.locator('.tk-item[data-id="bridge-1"]')).locator(
+        ".tk-dayhead"
+    )
     expect(header).to_have_text(day_label(when))
     expect(page.locator(".tk-feed .tk-item").first).to_have_attribute("data-id", "bridge-1")
     expect(page.locator(".tk-sr[aria-live=polite]")).to_have_text("1 new")
@@ -83,13 +88,17 @@ def test_day_headers_and_times_follow_the_display_zone_across_dst(
 ) -> None:
     staff.publish("Before the clocks change", id="dst-1", published_at="2024-03-31T00:30:00Z")
     staff.publish("After the clocks change", id="dst-2", published_at="2024-03-31T01:30:00Z")
-    staff.publish("Autumn story", id="nov-1", published_at="2024-11-17T14:22:00Z", labels=["review"])
+    staff.publish(
+        "Autumn story", id="nov-1", published_at="2024-11-17T14:22:00Z", labels=["review"]
+    )
     open_reader(page, server, live=False)
 
     expect(page.locator('.tk-item[data-id="dst-1"] .tk-time')).to_have_text("02:30")
     expect(page.locator('.tk-item[data-id="dst-2"] .tk-time')).to_have_text("04:30")
     expect(page.locator('.tk-item[data-id="nov-1"] .tk-time')).to_have_text("16:22")
-    expect(page.locator(".tk-dayhead")).to_have_text(["2024, Sunday · 17 November", "2024, Sunday · 31 March"])
+    expect(page.locator(".tk-dayhead")).to_have_text(
+        ["2024, Sunday · 17 November", "2024, Sunday · 31 March"]
+    )
     expect(page.locator('.tk-item[data-id="nov-1"] .tk-tag')).to_have_text("Review")
 
 
@@ -129,7 +138,9 @@ def test_update_correction_and_retraction_change_the_item_in_place(
     expect(page.locator('.tk-item[data-id="older"]')).to_be_visible()
 
 
-def test_more_news_pages_back_without_duplicates(page: Page, server: ServerThread, staff: Staff) -> None:
+def test_more_news_pages_back_without_duplicates(
+    page: Page, server: ServerThread, staff: Staff
+) -> None:
     ids = seed(staff, 45)
     open_reader(page, server)
     items = page.locator(".tk-feed .tk-item")
@@ -150,7 +161,9 @@ def test_more_news_pages_back_without_duplicates(page: Page, server: ServerThrea
     shown = items.evaluate_all("rows => rows.map(r => r.dataset.id)")
     assert len(shown) == len(set(shown)) == 46
     assert shown == ["fresh", *reversed(ids)]
-    expect(page.locator('.tk-item[data-id="seed-003"] .tk-headline')).to_have_text("Seeded item 3, edited")
+    expect(page.locator('.tk-item[data-id="seed-003"] .tk-headline')).to_have_text(
+        "Seeded item 3, edited"
+    )
 
 
 def test_scrolled_down_new_items_wait_behind_a_button_and_nothing_moves(
@@ -186,7 +199,9 @@ def test_scrolled_down_new_items_wait_behind_a_button_and_nothing_moves(
     expect(page).to_have_title(base_title)
 
 
-def test_pause_holds_new_items_until_resumed(page: Page, server: ServerThread, staff: Staff) -> None:
+def test_pause_holds_new_items_until_resumed(
+    page: Page, server: ServerThread, staff: Staff
+) -> None:
     open_reader(page, server)
     pause = page.get_by_role("button", name="Pause")
     pause.press("Enter")
@@ -208,7 +223,9 @@ def publish_directly(settings: Settings, headlines: list[tuple[str, str]]) -> No
         try:
             store = Store(client, prefix=settings.prefix)
             for item_id, headline in headlines:
-                await store.publish(parse(ItemCreate, {"id": item_id, "headline": headline}), actor="test")
+                await store.publish(
+                    parse(ItemCreate, {"id": item_id, "headline": headline}), actor="test"
+                )
         finally:
             await client.aclose()
 
@@ -243,7 +260,9 @@ def test_server_restart_shows_reconnecting_then_every_missed_item_once(
         after.publish("After the restart", id="after")
         expect(page.locator('.tk-feed .tk-item[data-id="after"]')).to_have_count(1)
         after.http.close()
-        shown = page.locator(".tk-feed .tk-item").evaluate_all("rows => rows.map(r => r.dataset.id)")
+        shown = page.locator(".tk-feed .tk-item").evaluate_all(
+            "rows => rows.map(r => r.dataset.id)"
+        )
         assert sorted(shown) == sorted(["before", "after", *(i for i, _ in missed)])
     finally:
         restarted.stop()
@@ -259,7 +278,7 @@ HOSTILE = [
 
 def test_hostile_headlines_render_as_text(page: Page, server: ServerThread, staff: Staff) -> None:
     for n, text in enumerate(HOSTILE[:2]):
-        staff.publish(text, id=f"hostile-{n}", url="https://example.com/a?b=<c>&d=\"e\"")
+        staff.publish(text, id=f"hostile-{n}", url='https://example.com/a?b=<c>&d="e"')
     open_reader(page, server)
     for n, text in enumerate(HOSTILE[2:], start=2):
         staff.publish(text, id=f"hostile-{n}")
@@ -274,13 +293,28 @@ def test_hostile_headlines_render_as_text(page: Page, server: ServerThread, staf
 
 def test_non_http_links_never_become_links(page: Page, server: ServerThread) -> None:
     """Defence in depth: even if bad URLs reached the page, only http(s) become links."""
-    bad = ["javascript:window.__pwned=1", "data:text/html,<b>x</b>", "vbscript:x", "//example.com/x", "ftp://x/y"]
+    bad = [
+        "javascript:window.__pwned=1",
+        "data:text/html,<b>x</b>",
+        "vbscript:x",
+        "//example.com/x",
+        "ftp://x/y",
+    ]
     now = datetime.now(UTC)
     items = [
         {
-            "id": f"bad-{n}", "version": 1, "headline": f"Bad link {n}", "url": url, "labels": [],
-            "channel": "news", "published_at": (now - timedelta(minutes=n)).isoformat(), "updated_at": None,
-            "correction": None, "pinned": False, "lang": None, "author": None,
+            "id": f"bad-{n}",
+            "version": 1,
+            "headline": f"Bad link {n}",
+            "url": url,
+            "labels": [],
+            "channel": "news",
+            "published_at": (now - timedelta(minutes=n)).isoformat(),
+            "updated_at": None,
+            "correction": None,
+            "pinned": False,
+            "lang": None,
+            "author": None,
         }
         for n, url in enumerate(bad)
     ]
@@ -307,30 +341,65 @@ def test_page_headers_csp_and_json_ld(page: Page, server: ServerThread, staff: S
     expect(page.locator(".tk")).to_have_attribute("data-state", "live")
     data = json.loads(page.locator('script[type="application/ld+json"]').text_content() or "")
     assert data["@type"] == "LiveBlogPosting"
-    assert data["liveBlogUpdate"][0]["headline"] == "Markup </script><script>alert(1)</script> in a headline"
+    assert (
+        data["liveBlogUpdate"][0]["headline"]
+        == "Markup </script><script>alert(1)</script> in a headline"
+    )
     assert page.locator("script").count() == 2
 
 
-def test_widget_on_a_foreign_site(page: Page, browser: object, settings: Settings, staff: Staff) -> None:
-    """One script tag and one element on another origin: items by CORS, live by an allowed Origin."""
-    site = "http://news.example"
-    allowed = settings.with_overrides(allowed_origins=(site,))
-    server = ServerThread(allowed).start()
+@contextlib.contextmanager
+def partner_site(html: str) -> Iterator[str]:
+    """Another site on this machine (its own origin), serving one page with the embed."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    worker = threading.Thread(target=httpd.serve_forever, daemon=True)
+    worker.start()
     try:
-        foreign = Staff(server, staff.http.headers["Authorization"].removeprefix("Bearer "))
-        foreign.publish("Seen on a partner site", id="partner-1", labels=["opinion"])
+        yield f"http://localhost:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_widget_on_a_foreign_site(page: Page, settings: Settings, staff: Staff) -> None:
+    """One script tag and one element on another origin: items by CORS, live by Origin."""
+    with contextlib.ExitStack() as stack:
+        server_port = bound_socket()
+        ticker_url = f"http://127.0.0.1:{server_port.getsockname()[1]}"
+        server_port.close()
         html = (
-            "<!doctype html><html lang=en><head><title>Partner</title></head><body><main><h1>Partner</h1>"
-            f'<aside><div data-ticker="{server.url}" data-channel="news"></div></aside>'
-            f'<script src="{server.url}/static/ticker.js" defer></script></main></body></html>'
+            "<!doctype html><html lang=en><head><title>Partner</title></head>"
+            "<body><main><h1>Partner</h1>"
+            f'<aside><div data-ticker="{ticker_url}" data-channel="news"></div></aside>'
+            f'<script src="{ticker_url}/static/ticker.js" defer></script></main></body></html>'
         )
-        page.route(site + "/", lambda route: route.fulfill(status=200, content_type="text/html", body=html))
-        page.goto(site + "/")
+        site = stack.enter_context(partner_site(html))
+        allowed = settings.with_overrides(allowed_origins=(site,))
+        server = ServerThread(allowed, port=int(ticker_url.rsplit(":", 1)[1])).start()
+        stack.callback(server.stop)
+        foreign = Staff(server, staff.http.headers["Authorization"].removeprefix("Bearer "))
+        stack.callback(foreign.http.close)
+        foreign.publish("Seen on a partner site", id="partner-1", labels=["opinion"])
+        page.goto(site + "/partner")
         expect(page.locator('.tk-item[data-id="partner-1"] .tk-tag')).to_have_text("Opinion")
         expect(page.locator(".tk")).to_have_attribute("data-state", "live")
         foreign.publish("Live on the partner site", id="partner-2")
         expect(page.locator('.tk-item[data-id="partner-2"]')).to_be_visible(timeout=ms(1))
-        assert page.evaluate("getComputedStyle(document.querySelector('.tk')).borderTopStyle") == "solid"
-        foreign.http.close()
-    finally:
-        server.stop()
+        assert (
+            page.evaluate("getComputedStyle(document.querySelector('.tk')).borderTopStyle")
+            == "solid"
+        )
+        page.close()
