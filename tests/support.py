@@ -39,7 +39,7 @@ def wait_for(check: Callable[[], T], *, timeout: float = 10, what: str = "condit
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run``, also where this thread already runs a loop (the sync Playwright API does)."""
+    """``asyncio.run``, also where this thread already runs a loop (sync Playwright does)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
