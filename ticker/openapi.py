@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel
 
 from ticker import __version__
 from ticker.models import Item, ItemCreate, ItemEdit
@@ -61,21 +63,24 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str = "")
     return {"name": name, "in": where, "schema": schema, "description": description, "required": where == "path"}
 
 
+_MODELS: tuple[tuple[str, type[BaseModel], Literal["validation", "serialization"]], ...] = (
+    ("Item", Item, "serialization"),
+    ("ItemCreate", ItemCreate, "validation"),
+    ("ItemEdit", ItemEdit, "validation"),
+)
+
+
 def document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document for ``/openapi.json``."""
     schemas = {
         name: model.model_json_schema(mode=mode, ref_template="#/components/schemas/{model}")
-        for name, model, mode in (
-            ("Item", Item, "serialization"),
-            ("ItemCreate", ItemCreate, "validation"),
-            ("ItemEdit", ItemEdit, "validation"),
-        )
+        for name, model, mode in _MODELS
     }
     for schema in list(schemas.values()):
         schemas.update(schema.pop("$defs", {}))
     item_id = _param("id", "path", {"type": "string"})
     if_match = _param("If-Match", "header", {"type": "string"}, "The version the change expects")
-    secured = [{"bearer": []}]
+    secured: list[dict[str, list[str]]] = [{"bearer": []}]
     writes = _errors(400, 401, 403, 404, 413, 415, 422, 429, 503)
     return {
         "openapi": "3.1.0",
