@@ -190,7 +190,9 @@ def test_scrolled_down_new_items_wait_behind_a_button_and_nothing_moves(
     staff.retract("late-2")
     expect(button).to_have_text("1 new")
 
-    button.click()
+    button.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator('.tk-feed .tk-item[data-id="late-1"]')).to_be_focused()
     expect(page.locator('.tk-feed .tk-item[data-id="late-1"] .tk-headline')).to_have_text(
         "Arrives while scrolled, updated"
     )
@@ -212,6 +214,36 @@ def test_pause_holds_new_items_until_resumed(
     page.get_by_role("button", name="Resume").click()
     expect(page.locator('.tk-feed .tk-item[data-id="held"]')).to_be_visible()
     expect(page.locator(".tk-new")).to_be_hidden()
+
+
+def test_new_items_are_highlighted_without_motion_when_the_reader_asks(
+    page: Page, server: ServerThread, staff: Staff
+) -> None:
+    page.emulate_media(reduced_motion="reduce")
+    open_reader(page, server)
+    staff.publish("Calm arrival", id="calm")
+    fresh = page.locator('.tk-item.tk-fresh[data-id="calm"]')
+    expect(fresh).to_be_visible()
+    assert fresh.evaluate("e => getComputedStyle(e).animationName") == "none"
+    page.emulate_media(reduced_motion="no-preference")
+    staff.publish("Lively arrival", id="lively")
+    lively = page.locator('.tk-item.tk-fresh[data-id="lively"]')
+    expect(lively).to_be_visible()
+    assert "tk-in" in lively.evaluate("e => getComputedStyle(e).animationName")
+
+
+def test_keyboard_reaches_every_control(page: Page, server: ServerThread, staff: Staff) -> None:
+    seed(staff, 25)
+    staff.edit("seed-024", headline="Seeded item 24, updated")
+    open_reader(page, server)
+    reached = []
+    for _ in range(8):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("document.activeElement.className || document.activeElement.textContent"))
+    assert "tk-pause" in reached and any("tk-badge-updated" in r for r in reached), reached
+    page.get_by_role("button", name="More news").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(".tk-feed .tk-item")).to_have_count(25)
 
 
 def publish_directly(settings: Settings, headlines: list[tuple[str, str]]) -> None:
