@@ -51,13 +51,14 @@ def main() -> int:
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=ARGS)
-                reader = browser.new_page(viewport={"width": 760, "height": 1040})
+                # Reduced motion: a highlighted arrival is photographed still, not halfway in.
+                reader = browser.new_page(viewport={"width": 760, "height": 1040}, reduced_motion="reduce")
                 reader.goto(url + "/")
                 reader.wait_for_selector('.tk[data-state="live"]')
-                reader.wait_for_function("document.querySelectorAll('.tk-feed .tk-item').length >= 16")
+                reader.locator(".tk-feed .tk-item").nth(15).wait_for()
                 reader.wait_for_selector(".tk-badge-updated")
-                time.sleep(1.6)  # one more headline slides in and stays highlighted for the picture
-                reader.locator(".tk-badge-updated").first.focus()
+                reader.locator(".tk-fresh").first.wait_for()
+                reader.locator(".tk-badge-updated").first.evaluate("e => e.focus({preventScroll: true})")
                 reader.screenshot(path=str(DOCS / "reader.png"))
 
                 desk = browser.new_page(viewport={"width": 1240, "height": 900})
@@ -69,7 +70,7 @@ def main() -> int:
                 desk.locator(".recent-item").nth(2).get_by_role("button", name=re.compile("^Edit")).click()
                 desk.get_by_role("radio", name=re.compile("^Correction")).check()
                 desk.locator(".editor textarea[name=correction]").fill("The bridge reopens on Monday, not Sunday")
-                desk.get_by_label("Headline", exact=True).focus()
+                desk.locator("#headline").focus()
                 desk.screenshot(path=str(DOCS / "desk.png"))
                 browser.close()
         finally:

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 
 from tests.e2e.conftest import PageLog, Staff, ms
-from tests.support import ServerThread, bound_socket, units
+from tests.support import ServerThread, bound_socket, units, wait_for
 from ticker.config import Settings
 from ticker.models import ItemCreate, parse
 from ticker.store import Store, connect
@@ -125,7 +125,7 @@ def test_update_correction_and_retraction_change_the_item_in_place(
     assert tip.evaluate("e => getComputedStyle(e).opacity") == "0"
     badge.focus()
     expect(tip).to_have_text(re.compile(local(updated["updated_at"]).strftime("%H:%M")))
-    page.wait_for_function("e => getComputedStyle(e).opacity === '1'", arg=tip.element_handle())
+    wait_for(lambda: tip.evaluate("e => getComputedStyle(e).opacity") == "1", what="the update time")
     page.keyboard.press("Tab")
 
     staff.edit("q1", kind="correction", correction="Four died, not five", headline="Quake: 4 dead")
@@ -172,7 +172,7 @@ def test_scrolled_down_new_items_wait_behind_a_button_and_nothing_moves(
     seed(staff, 20)
     open_reader(page, server)
     page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
-    page.wait_for_function("window.scrollY > 200")
+    assert page.evaluate("window.scrollY") > 200
     anchor = page.locator('.tk-item[data-id="seed-005"]')
     before = anchor.bounding_box()
     base_title = page.title()
