@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from tests.support import ServerThread, units
 
@@ -49,6 +49,7 @@ def chromium_path() -> str:
 def browser() -> Iterator[Browser]:
     """One Chromium per module: the sync API keeps an event loop running while it is open."""
     executable = chromium_path()
+    expect.set_options(timeout=units(10) * 1000)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=executable, headless=True, args=CHROMIUM_ARGS

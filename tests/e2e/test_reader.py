@@ -201,6 +201,30 @@ def test_scrolled_down_new_items_wait_behind_a_button_and_nothing_moves(
     expect(page).to_have_title(base_title)
 
 
+def test_hidden_tab_counts_new_items_in_the_title(page: Page, server: ServerThread, staff: Staff) -> None:
+    open_reader(page, server)
+    base_title = page.title()
+    page.evaluate(
+        """() => {
+          Object.defineProperty(document, "visibilityState", { get: () => "hidden", configurable: true });
+          document.dispatchEvent(new Event("visibilitychange"));
+        }"""
+    )
+    staff.publish("While the tab was hidden", id="hidden-1")
+    expect(page).to_have_title(f"(1) {base_title}")
+    expect(page.locator('.tk-feed .tk-item[data-id="hidden-1"]')).to_have_count(0)
+    page.evaluate(
+        """() => {
+          delete document.visibilityState;
+          document.dispatchEvent(new Event("visibilitychange"));
+        }"""
+    )
+    expect(page.locator(".tk-new")).to_have_text("1 new")
+    page.locator(".tk-new").click()
+    expect(page.locator('.tk-feed .tk-item[data-id="hidden-1"]')).to_be_visible()
+    expect(page).to_have_title(base_title)
+
+
 def test_pause_holds_new_items_until_resumed(
     page: Page, server: ServerThread, staff: Staff
 ) -> None:
