@@ -162,10 +162,16 @@
 
   var STATE_TEXT = { connecting: "Connecting\u2026", live: "Live", reconnecting: "Reconnecting\u2026", offline: "Offline" };
 
+  /** The server an element names, else the one this script came from. */
+  function serverOf(root) {
+    var named = root.getAttribute("data-ticker");
+    return (named || (SCRIPT && SCRIPT.src ? new URL(SCRIPT.src).origin : location.origin)).replace(/\/+$/, "");
+  }
+
   /** One ticker mounted on `root`. */
   function Ticker(root) {
     this.root = root;
-    this.server = (root.getAttribute("data-ticker") || (SCRIPT ? new URL(SCRIPT.src).origin : location.origin)).replace(/\/+$/, "");
+    this.server = serverOf(root);
     this.channel = root.getAttribute("data-channel") || "";
     this.useTitle = root.getAttribute("data-title") !== "off";
     this.baseTitle = document.title;
@@ -532,7 +538,7 @@
       if (!document.querySelector('link[href$="ticker.css"]')) {
         var css = document.createElement("link");
         css.rel = "stylesheet";
-        css.href = (root.getAttribute("data-ticker") || new URL(SCRIPT.src).origin).replace(/\/+$/, "") + "/static/ticker.css";
+        css.href = serverOf(root) + "/static/ticker.css";
         document.head.append(css);
       }
       var ticker = new Ticker(root);
