@@ -49,7 +49,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def bound_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY needs proto TCP
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(1024)

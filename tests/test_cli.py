@@ -172,3 +172,32 @@ def test_redis_options_work_before_and_after_the_command(env: dict[str, str]) ->
     assert created.returncode == 0, created.stderr
     listed = run("--redis-url", url, "--prefix", prefix, "token", "list")
     assert listed.stdout.startswith("a\tadmin"), listed.stderr
+
+
+def test_served_connections_disable_nagle() -> None:
+    """Small writes (response heads, live frames) must leave at once, not after a delayed ACK."""
+    import asyncio
+    import socket
+
+    from ticker.cli import bind
+
+    async def accepted_nodelay() -> int:
+        flags: list[int] = []
+
+        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            flags.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, sock=bind("127.0.0.1", 0))
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            async def accepted() -> None:
+                while not flags:
+                    await asyncio.sleep(0.01)
+
+            await asyncio.wait_for(accepted(), units(10))
+            writer.close()
+        return flags[0]
+
+    assert asyncio.run(accepted_nodelay()) != 0
