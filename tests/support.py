@@ -11,10 +11,9 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import uvicorn
-
 from ticker.app import create_app
 from ticker.config import Settings
+from ticker.server import Server, uvicorn_config
 
 UNIT = float(os.environ.get("TICKER_TEST_TIMEOUT_UNIT", "1"))
 """One unit of patience, in seconds; a slow machine stretches it by the environment variable."""
@@ -65,8 +64,8 @@ class ServerThread:
         port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}"
-        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on", ws="websockets-sansio")
-        self.server = uvicorn.Server(config)
+        config = uvicorn_config(create_app(settings), settings, log_level="warning")
+        self.server = Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def start(self) -> ServerThread:

@@ -203,10 +203,9 @@ def run(
     settings: Settings, *, interval: float = DEFAULT_INTERVAL, log_level: str = "warning"
 ) -> int:
     """Start Redis (embedded unless configured), the server and the producer; block until Ctrl+C."""
-    import uvicorn
-
     from ticker.app import create_app
-    from ticker.cli import bind, redis_url
+    from ticker.cli import _server_class, bind, redis_url
+    from ticker.server import uvicorn_config
 
     settings = demo_settings(settings)
     sock = bind(settings.host, settings.port)
@@ -217,10 +216,7 @@ def run(
 
         async def main() -> None:
             store, token = await prepare(settings, url)
-            config = uvicorn.Config(
-                create_app(settings), log_level=log_level, lifespan="on", ws="websockets-sansio"
-            )
-            server = uvicorn.Server(config)
+            server = _server_class()(uvicorn_config(create_app(settings), settings, log_level=log_level))
             producer = asyncio.create_task(Producer(store, load_samples()).run(interval))
             print(banner(base, token, interval), flush=True)
             try:

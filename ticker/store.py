@@ -93,6 +93,7 @@ class Store:
         self._publish = redis.register_script(_script("publish"))
         self._change = redis.register_script(_script("change"))
         self._page = redis.register_script(_script("page"))
+        self._token = redis.register_script(_script("token"))
 
     def _timeline(self, channel: str | None) -> str:
         return self._tl if channel is None else f"{self._tl}:{channel}"
@@ -216,6 +217,11 @@ class Store:
         rows = await self._call(lambda: self.redis.xrange(self.stream_key, min="(" + cursor, count=count))
         return [Change.from_entry(entry_id, fields) for entry_id, fields in rows]
 
+    async def changes_until(self, cursor: str, *, count: int) -> list[Change]:
+        """Up to ``count`` entries ending at ``cursor`` (inclusive), oldest first: history for resumes."""
+        rows = await self._call(lambda: self.redis.xrevrange(self.stream_key, max=cursor, count=count))
+        return [Change.from_entry(entry_id, fields) for entry_id, fields in reversed(rows)]
+
     async def wait_changes(self, cursor: str, *, count: int = 1000, block_ms: int = 5000) -> list[Change]:
         """Entries after ``cursor``, waiting up to ``block_ms`` for the first one."""
         reply: Any = await self.redis.xread({self.stream_key: cursor}, count=count, block=block_ms)
@@ -231,12 +237,11 @@ class Store:
             raise Conflict(f"a token named {name!r} exists already; revoke it first or pick another name")
         await self._call(lambda: self.redis.hset(self._token_hash, token_hash, name))
 
-    async def token_by_hash(self, token_hash: str) -> tuple[str, dict[str, Any]] | None:
-        name = await self._call(lambda: self.redis.hget(self._token_hash, token_hash))
-        if name is None:
-            return None
-        raw = await self._call(lambda: self.redis.hget(self._tokens, name))
-        return None if raw is None else (name, json.loads(raw))
+    async def use_token(self, token_hash: str, at: str) -> tuple[str, dict[str, Any]] | None:
+        """The token's name and record, recording its use at ``at``; ``None`` if unknown or revoked."""
+        keys = [self._token_hash, self._tokens, self._token_used]
+        reply = await self._call(lambda: self._token(keys=keys, args=[token_hash, at]))
+        return None if not reply else (reply[0], json.loads(reply[1]))
 
     async def tokens(self) -> dict[str, dict[str, Any]]:
         records = await self._call(lambda: self.redis.hgetall(self._tokens))
@@ -253,9 +258,6 @@ class Store:
             pipe.hdel(self._tokens, name)
             pipe.hdel(self._token_used, name)
             await self._call(pipe.execute)
-
-    async def touch_token(self, name: str, at: str) -> None:
-        await self._call(lambda: self.redis.hset(self._token_used, name, at))
 
     async def clear(self) -> None:
         """Delete every key of this prefix (tests and ``ticker`` resets only)."""
