@@ -124,8 +124,9 @@ def test_validation_errors_show_next_to_their_field(
 
 
 def test_live_changes_never_steal_focus(
-    page: Page, server: ServerThread, admin_token: str, staff: Staff
+    page: Page, page_log: PageLog, server: ServerThread, admin_token: str, staff: Staff
 ) -> None:
+    page_log.allow("status of 412")
     staff.publish("Being edited at the desk", id="edit-me")
     open_desk(page, server, admin_token)
     headline = page.get_by_label("Headline", exact=True)
@@ -147,6 +148,13 @@ def test_live_changes_never_steal_focus(
     expect(row.locator(".edit-notice")).to_contain_text("version 2")
     expect(box).to_be_focused()
     expect(box).to_have_value("Being edited at the desk (mine)")
+
+    # Saving over a colleague's change is refused (If-Match), and the desk says why.
+    row.get_by_role("button", name="Save").click()
+    expect(row.locator(".form-error")).to_contain_text("Someone changed this item")
+    assert staff.get("edit-me").json()["headline"] == "Changed by a colleague"
+    row.get_by_role("button", name="Cancel").click()
+    expect(row.locator(".recent-headline")).to_have_text("Changed by a colleague")
 
 
 def test_token_is_kept_for_the_browser_session_only(
