@@ -1,5 +1,5 @@
 """Browser fixtures: Debian's Chromium through Playwright, a page that records every console
-error, uncaught exception and Content-Security-Policy violation, and staff API helpers."""
+error, uncaught exception and Content-Security-Policy violation, and the staff API."""
 
 from __future__ import annotations
 
