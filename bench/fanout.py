@@ -686,6 +686,7 @@ def print_run(result: Result, index: int, repeat: int) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.fanout",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Fan-out benchmark: Ticker's /ws against a naive Starlette server "
         "and a websockets.broadcast() server.",
         epilog="Scenarios: " + "; ".join(f"{s.name} ({s.note})" for s in SCENARIOS.values()),
