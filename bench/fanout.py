@@ -12,11 +12,14 @@ every client and reconnects them all at once with their cursors.
 The servers: ``ours`` (``ticker serve``), ``naive`` (``bench.ref_naive``:
 Starlette, one task and one ``send_text`` per client per event) and
 ``broadcast`` (``bench.ref_broadcast``: the ``websockets`` server with
-``broadcast()``). Results and their meaning: ``docs/performance.md``.
+``broadcast()``); on request also ``ours-asgi``, our server on its portable
+ASGI send path (``TICKER_DIRECT_FRAMES=0``). Results and their meaning:
+``docs/performance.md``.
 
     python -m bench.fanout                       # every scenario, every server, once
     python -m bench.fanout --repeat 3            # medians of three
     python -m bench.fanout --scenarios 1k-r10 --servers ours,broadcast
+    python -m bench.fanout --scenarios 1k-r10 --servers ours,ours-asgi
     python -m bench.fanout --clients 20 --rate 5 --duration 2   # a custom scenario
 """
 
@@ -38,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -49,7 +53,10 @@ import redis
 from ticker.embedded import server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVERS = ("ours", "naive", "broadcast")
+SERVERS = ("ours", "ours-asgi", "naive", "broadcast")
+DEFAULT_SERVERS = ("ours", "naive", "broadcast")
+SERVER_ENV = {"ours-asgi": {"TICKER_DIRECT_FRAMES": "0"}}
+"""Environment a server variant runs with on top of the benchmark's own."""
 DEFAULT_DURATION = 5.0
 DEFAULT_DRAIN = 10.0
 DEFAULT_STORM_EVENTS = 20
@@ -62,6 +69,7 @@ LAG_NOTE_MS = 50.0
 """How late the load generator's loop may run before latencies are flagged as client-bound."""
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+SEND_HISTOGRAM = "ticker_publish_to_send_seconds_bucket"
 BANNER = re.compile(r"serving on http://\[?([0-9a-fA-F.:]+?)\]?:(\d+)")
 
 
@@ -109,19 +117,25 @@ class Processes:
         self.running: list[subprocess.Popen[bytes]] = []
 
     def start(
-        self, args: list[str], *, core: int, log: str | None = None, pipes: bool = False
+        self,
+        args: list[str],
+        *,
+        core: int,
+        log: str | None = None,
+        pipes: bool = False,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         if self.pin:
             args = ["taskset", "-c", str(core), *args]
         out: IO[bytes] | int = subprocess.DEVNULL
         if log:
             out = open(self.workdir / log, "ab")  # noqa: SIM115 - closed right after the fork
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        environ = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env or {})}
         try:
             process = subprocess.Popen(
                 args,
                 cwd=ROOT,
-                env=env,
+                env=environ,
                 stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
                 stdout=subprocess.PIPE if pipes else out,
                 stderr=out,
@@ -187,6 +201,25 @@ def rss_kib(pid: int) -> int:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KIB
 
 
+def send_p99_ms(host: str, port: int) -> float | None:
+    """The server's own publish→send p99, as the upper bound of its ``/metrics`` histogram bucket."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=STARTUP_TIMEOUT) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return None
+    buckets = [
+        (float(line.split('le="')[1].split('"')[0]), float(line.split()[-1]))
+        for line in text.splitlines()
+        if line.startswith(SEND_HISTOGRAM)
+    ]
+    total = buckets[-1][1] if buckets else 0
+    for bound, count in buckets:
+        if count >= 0.99 * total > 0:
+            return bound * 1000
+    return None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -250,7 +283,7 @@ class Bench:
 
     def server_command(self, kind: str, prefix: str) -> list[str]:
         common = ["--redis-url", self.redis_url, "--prefix", prefix]
-        if kind == "ours":
+        if kind.startswith("ours"):
             return [
                 sys.executable,
                 "-m",
@@ -300,7 +333,10 @@ class Bench:
         prefix = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
         log = self.procs.workdir / f"server-{prefix}.log"
         server = self.procs.start(
-            self.server_command(kind, prefix), core=self.procs.server_core, log=log.name
+            self.server_command(kind, prefix),
+            core=self.procs.server_core,
+            log=log.name,
+            env=SERVER_ENV.get(kind),
         )
         loadgen: LoadGen | None = None
         try:
@@ -408,6 +444,8 @@ class Bench:
                 "loss "
                 "here are bounded by the client side, not the server"
             )
+        if result.server.startswith("ours"):
+            fig["srv_p99_ms"] = send_p99_ms(host, port)
         if sc.storm:
             self.storm(result, pid, lg, prefix, count)
 
@@ -428,7 +466,9 @@ class Bench:
         all_there = waited["caught_up"] == fig["connected"] + 1
         fig["storm_s"] = time.monotonic() - start if all_there else None
         fig["storm_reconnect_s"] = answer["secs"]
-        fig["storm_server_core"] = (cpu_seconds(pid) - cpu0) / max(1e-3, time.monotonic() - start)
+        storm_cpu = cpu_seconds(pid) - cpu0
+        fig["storm_server_core"] = storm_cpu / max(1e-3, time.monotonic() - start)
+        fig["storm_ms_per_conn"] = storm_cpu / max(1, fig["connected"]) * 1000
         fig["storm_listen_drops"] = listen_drops() - drops0
         if fig["storm_listen_drops"]:
             result.notes.append(
@@ -523,6 +563,7 @@ COLUMNS = [
     ("user_us", "user us", "{:.1f}"),
     ("kernel_us", "kernel us", "{:.1f}"),
     ("server_core", "srv core", "{:.0%}"),
+    ("srv_p99_ms", "srv p99<=ms", "{:.1f}"),
     ("rss_mib", "RSS MiB", "{:.1f}"),
     ("idle_kib_per_conn", "KiB/conn", "{:.1f}"),
     ("loadgen_core", "lg core", "{:.0%}"),
@@ -530,6 +571,7 @@ COLUMNS = [
     ("storm_reconnect_s", "storm conn s", "{:.2f}"),
     ("storm_s", "storm s", "{:.2f}"),
     ("storm_server_core", "storm srv", "{:.0%}"),
+    ("storm_ms_per_conn", "storm ms/conn", "{:.2f}"),
     ("storm_loadgen_core", "storm lg", "{:.0%}"),
     ("storm_redis_cmds", "storm cmds", "{:.0f}"),
     ("storm_lost", "storm lost", "{:.0f}"),
@@ -596,7 +638,7 @@ def summary(
             out.append(table(rows))
         ours = medians.get("ours")
         if ours:
-            for ref in ("broadcast", "naive"):
+            for ref in ("ours-asgi", "broadcast", "naive"):
                 if ref in medians:
                     theirs = medians[ref]
                     out.append(
@@ -695,7 +737,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scenarios", default=",".join(SCENARIOS), help="comma-separated (default: all)"
     )
     parser.add_argument(
-        "--servers", default=",".join(SERVERS), help="comma-separated of ours,naive,broadcast"
+        "--servers",
+        default=",".join(DEFAULT_SERVERS),
+        help="comma-separated of " + ",".join(SERVERS),
     )
     parser.add_argument(
         "--clients", type=int, help="a custom scenario with this many clients (with --rate)"
@@ -820,10 +864,10 @@ def main(argv: list[str] | None = None) -> int:
                             result = bench.run(kind, sc)
                             results.append(result)
                             print_run(result, i, args.repeat)
-                            if kind == "ours" and not result.figures.get("connected"):
+                            if kind.startswith("ours") and not result.figures.get("connected"):
                                 dead.add(kind)
                                 print(
-                                    "  note: ours has no working /ws here; skipping it from now on"
+                                    f"  note: {kind} has no working /ws here; skipping it from now on"
                                 )
         except KeyboardInterrupt:
             print("\ninterrupted; stopping every process", file=sys.stderr)

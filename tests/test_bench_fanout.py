@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.support import units
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVERS = ("naive", "broadcast", "ours")
+SERVERS = ("naive", "broadcast", "ours", "ours-asgi")
 
 
 def test_fanout_benchmark_runs_every_server_at_tiny_scale(tmp_path: Path) -> None:
