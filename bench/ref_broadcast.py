@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-from bench.refstream import BACKLOG, StreamTail, arguments, banner, connect, listen, snapshot_frame
+from bench.refstream import BACKLOG, StreamTail, arguments, banner, connect, listen
 
 
 async def run(redis_url: str, prefix: str, host: str, port: int) -> None:
@@ -25,11 +25,7 @@ async def run(redis_url: str, prefix: str, host: str, port: int) -> None:
 
     async def live(ws: ServerConnection) -> None:
         query = parse_qs(urlsplit(ws.request.path if ws.request else "").query)
-        cursor = (query.get("cursor") or [""])[0]
-        if not cursor:
-            cursor = tail.position
-            await ws.send(snapshot_frame(cursor))
-        await tail.catch_up(cursor, ws.send)
+        await tail.admit((query.get("cursor") or [""])[0], ws.send)
         clients.add(ws)
         try:
             await ws.wait_closed()

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from bench.refstream import StreamTail, arguments, banner, connect, listen, snapshot_frame
+from bench.refstream import StreamTail, arguments, banner, connect, listen
 
 
 def create_app(redis_url: str, prefix: str) -> Starlette:
@@ -37,11 +37,7 @@ def create_app(redis_url: str, prefix: str) -> Starlette:
 
     async def live(ws: WebSocket) -> None:
         await ws.accept()
-        cursor = ws.query_params.get("cursor")
-        if not cursor:
-            cursor = tail.position
-            await ws.send_text(snapshot_frame(cursor))
-        await tail.catch_up(cursor, ws.send_text)
+        await tail.admit(ws.query_params.get("cursor", ""), ws.send_text)
         clients.add(ws)
         try:
             while True:

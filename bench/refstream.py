@@ -91,6 +91,18 @@ class StreamTail:
                 last = entry_id
 
 
+    async def admit(self, cursor: str, send: Callable[[str], Awaitable[None]]) -> None:
+        """Bring a new client up to date: a ``snapshot`` without a cursor, else the catch-up.
+
+        As :meth:`catch_up`, nothing is awaited after the last check: register
+        the client for live events right after.
+        """
+        if not cursor:
+            cursor = self.position
+            await send(snapshot_frame(cursor))
+        await self.catch_up(cursor, send)
+
+
 def connect(url: str) -> aioredis.Redis:
     """A client whose pool waits for a free connection instead of failing a burst of catch-ups."""
     pool = aioredis.BlockingConnectionPool.from_url(

@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from starlette.websockets import WebSocket
 
 from ticker.protocol import SSE_HEARTBEAT, CloseCode
 from ticker.server import FrameWriter
+
+T = TypeVar("T")
 
 DEFAULT_QUEUE_DELIVERIES = 256
 """Deliveries a queued sink holds before its client counts as too slow."""
@@ -58,12 +60,11 @@ class FrameSink:
         await _serve_receive(websocket, self)
 
 
-class QueueSink:
-    kind = "text"
+class _Bounded(Generic[T]):
+    """A bounded queue of deliveries; closing drops what waits and queues ``last`` in its place."""
 
-    def __init__(self, websocket: WebSocket, *, limit: int = DEFAULT_QUEUE_DELIVERIES) -> None:
-        self.websocket = websocket
-        self.queue: asyncio.Queue[list[str] | tuple[int, str]] = asyncio.Queue(limit)
+    def __init__(self, limit: int) -> None:
+        self.queue: asyncio.Queue[T] = asyncio.Queue(limit)
 
     def deliver(self, data: Any) -> bool:
         try:
@@ -72,10 +73,21 @@ class QueueSink:
             return False
         return True
 
-    def close(self, code: int, reason: str = "") -> None:
+    def finish(self, last: T) -> None:
         while not self.queue.empty():
             self.queue.get_nowait()
-        self.queue.put_nowait((code, reason))
+        self.queue.put_nowait(last)
+
+
+class QueueSink(_Bounded[list[str] | tuple[int, str]]):
+    kind = "text"
+
+    def __init__(self, websocket: WebSocket, *, limit: int = DEFAULT_QUEUE_DELIVERIES) -> None:
+        super().__init__(limit)
+        self.websocket = websocket
+
+    def close(self, code: int, reason: str = "") -> None:
+        self.finish((code, reason))
 
     async def _pump(self) -> None:
         while True:
@@ -96,23 +108,14 @@ class QueueSink:
                 await pump
 
 
-class SseSink:
+class SseSink(_Bounded[bytes | None]):
     kind = "sse"
 
     def __init__(self, *, limit: int = DEFAULT_QUEUE_DELIVERIES) -> None:
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(limit)
-
-    def deliver(self, data: Any) -> bool:
-        try:
-            self.queue.put_nowait(data)
-        except asyncio.QueueFull:
-            return False
-        return True
+        super().__init__(limit)
 
     def close(self, code: int, reason: str = "") -> None:
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
+        self.finish(None)
 
     async def chunks(self, heartbeat: float) -> AsyncIterator[bytes]:
         """What the response streams: deliveries, and a comment after ``heartbeat`` idle seconds."""
