@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -14,11 +15,11 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.support import units, wait_for
 from ticker.consumer import NEW, OLDEST, Consumer
 from ticker.errors import InvalidInput
 from ticker.models import Event, ItemCreate, parse
 from ticker.store import Store, connect
-from tests.support import units, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -186,6 +187,15 @@ async def consume_until(store: Store, until: int, **options: Any) -> Recorder:
     return recorder
 
 
+async def eventually(check: Callable[[], Awaitable[object]], what: str) -> None:
+    """Wait until ``check`` answers something truthy, failing after a deadline."""
+    deadline = time.monotonic() + units(10)
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
 def in_store(redis_url: str, prefix: str, work: Callable[[Store], Awaitable[None]]) -> None:
     run(redis_url, prefix, work)
 
@@ -200,9 +210,7 @@ def test_start_positions(redis_url: str, prefix: str, start: str, expected: list
         await store.publish(create("b"), actor="desk")
         begin = first.cursor if start == "cursor-of-a" else start
         task = asyncio.create_task(consume_until(store, len(expected), start=begin))
-        await asyncio.sleep(0)
-        while await store.group_info("g") is None:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: store.group_info("g"), "the group")
         await store.publish(create("c"), actor="desk")
         recorder = await task
         assert recorder.ids == expected
@@ -265,8 +273,7 @@ def test_an_entry_that_keeps_crashing_its_consumer_is_dead_lettered(redis_url: s
         recorder = Recorder(1)
         consumer = Consumer(store, recorder, group="g", name="c", claim_idle=0.05, block_ms=20, max_attempts=3)
         task = asyncio.create_task(consumer.run())
-        while not await store.dead_letters("g"):
-            await asyncio.sleep(0.01)
+        await eventually(lambda: store.dead_letters("g"), "a dead letter")
         consumer.stop()
         await asyncio.wait_for(task, units(10))
         [(_, entry)] = await store.dead_letters("g")
