@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ticker import api, openapi
+from ticker import api, feeds, openapi
 from ticker.config import Settings
 from ticker.errors import ConfigError, TickerError
 from ticker.limits import KeyedBuckets
@@ -89,7 +89,7 @@ def create_app(settings: Settings) -> Starlette:
         return [] if await store.ping() else ["redis unreachable"]
 
     handlers: dict[Any, Any] = {TickerError: ticker_error, HTTPException: http_error, RedisError: redis_error}
-    app = Starlette(routes=api.routes, lifespan=lifespan, exception_handlers=handlers)
+    app = Starlette(routes=[*api.routes, *feeds.routes], lifespan=lifespan, exception_handlers=handlers)
     app.add_middleware(SecurityHeaders)
     app.state.settings = settings
     app.state.write_limits = KeyedBuckets(settings.write_rate, settings.write_burst)
