@@ -345,3 +345,21 @@ def test_stop_on_sigterm_is_graceful(group: Group) -> None:
     assert proc.wait(units(10)) == 0
     assert group.pending() == 0
     assert os.path.getsize(group.out("a")) > 0
+
+
+def test_pending_entries_trimmed_away_are_dropped_not_dead_lettered(redis_url: str, prefix: str) -> None:
+    async def work(store: Store) -> None:
+        await store.publish(create("a"), actor="desk")
+        await store.create_group("g", "0-0")
+        await store.read_group("g", "c", count=10)  # read, never acknowledged...
+        await store.redis.xtrim(store.stream_key, maxlen=0)  # ...and trimmed meanwhile
+        await store.publish(create("b"), actor="desk")
+        consumer = Consumer(store, Recorder(1), group="g", name="c", block_ms=20)
+        recorder = consumer.handler
+        assert isinstance(recorder, Recorder)
+        recorder.consumer = consumer
+        await asyncio.wait_for(consumer.run(), units(10))
+        assert recorder.ids == ["b"] and consumer.stats.trimmed == 1
+        assert await store.dead_letters("g") == []
+
+    in_store(redis_url, prefix, work)

@@ -207,6 +207,7 @@ class Consumer:
             )
             for cursor in trimmed:
                 await self._trimmed(cursor)
+                await self.store.ack(self.group, cursor)  # Redis 6.2 keeps them pending
             if entries:
                 self.stats.claimed += len(entries)
                 log.info("claimed %d idle entries for %s", len(entries), self.name)

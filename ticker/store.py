@@ -301,7 +301,8 @@ class Store:
         reply = await self._call(
             lambda: self.redis.xreadgroup(group, consumer, streams, count=count, block=block)
         )
-        return list(reply[0][1]) if reply else []
+        # An entry trimmed away while pending comes back without fields: report it as None.
+        return [(cursor, fields or None) for cursor, fields in reply[0][1]] if reply else []
 
     async def claim(
         self, group: str, consumer: str, *, min_idle_ms: int, start: str = "0-0", count: int = 100
@@ -317,8 +318,10 @@ class Store:
                 self.stream_key, group, consumer, min_idle_ms, start_id=start, count=count
             )
         )
-        deleted = list(reply[2]) if len(reply) > 2 else []
-        return str(reply[0]), [(c, f) for c, f in reply[1] if f is not None], deleted
+        # Redis 7 lists trimmed entries apart; Redis 6.2 returns them without fields.
+        deleted = [str(c) for c in reply[2]] if len(reply) > 2 else []
+        deleted += [c for c, f in reply[1] if not f]
+        return str(reply[0]), [(c, f) for c, f in reply[1] if f], deleted
 
     async def deliveries(self, group: str, cursors: list[str]) -> dict[str, int]:
         """How many times each pending entry was delivered (Redis counts reads and claims)."""
