@@ -150,3 +150,8 @@ def test_an_empty_feed_is_still_valid(http: httpx.Client) -> None:
     empty = http.get("/feed.json").json()
     check_json_feed(empty)
     assert empty["items"] == []
+
+
+def test_feeds_are_in_the_openapi_document(http: httpx.Client) -> None:
+    paths = http.get("/openapi.json").json()["paths"]
+    assert {"/feed.json", "/feed.atom"} <= set(paths) and "304" in paths["/feed.atom"]["get"]["responses"]

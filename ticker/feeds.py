@@ -190,6 +190,33 @@ async def feed_atom(request: Request) -> Response:
     return await _feed(request, "atom")
 
 
+def openapi_paths() -> dict[str, Any]:
+    """The feeds' part of the OpenAPI document."""
+    params = [
+        {"name": "channel", "in": "query", "required": False, "schema": {"type": "string"}},
+        {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
+        {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
+        {"name": "If-Modified-Since", "in": "header", "required": False, "schema": {"type": "string"}},
+    ]
+
+    def feed(summary: str, media_type: str) -> dict[str, Any]:
+        return {"get": {
+            "summary": summary,
+            "parameters": params,
+            "responses": {
+                "200": {"description": "The feed (ETag: the stream cursor)", "content": {media_type: {}}},
+                "304": {"description": "Not modified since the ETag or date given"},
+                "400": {"description": "Malformed channel or limit",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            },
+        }}
+
+    return {
+        "/feed.json": feed("JSON Feed 1.1 of the newest items", "application/feed+json"),
+        "/feed.atom": feed("Atom feed of the newest items, with RFC 6721 tombstones", "application/atom+xml"),
+    }
+
+
 routes = [
     Route("/feed.json", feed_json, methods=["GET"]),
     Route("/feed.atom", feed_atom, methods=["GET"]),

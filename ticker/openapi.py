@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ticker import __version__
+from ticker import __version__, feeds
 from ticker.models import Item, ItemCreate, ItemEdit
 
 _ERROR = {
@@ -134,5 +134,6 @@ def document() -> dict[str, Any]:
                     "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready"}},
                 }
             },
+            **feeds.openapi_paths(),
         },
     }
