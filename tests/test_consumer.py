@@ -17,7 +17,8 @@ import pytest
 
 from tests.support import units, wait_for
 from ticker.consumer import NEW, OLDEST, Consumer
-from ticker.errors import InvalidInput
+from ticker.embedded import EmbeddedRedis
+from ticker.errors import InvalidInput, Unavailable
 from ticker.models import Event, ItemCreate, parse
 from ticker.store import Store, connect
 
@@ -363,3 +364,46 @@ def test_pending_entries_trimmed_away_are_dropped_not_dead_lettered(redis_url: s
         assert await store.dead_letters("g") == []
 
     in_store(redis_url, prefix, work)
+
+
+def test_a_consumer_rides_out_a_redis_restart(tmp_path: Path) -> None:
+    embedded = EmbeddedRedis(tmp_path / "redis")
+    url = embedded.start()
+
+    async def publish(store: Store, item_id: str) -> None:
+        deadline = time.monotonic() + units(20)
+        while True:
+            try:
+                await store.publish(create(item_id), actor="desk")
+                return
+            except Unavailable:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
+    async def work() -> None:
+        client = connect(url)
+        store = Store(client, prefix="restart")
+        try:
+            await publish(store, "a")
+            recorder = Recorder(2)
+            consumer = Consumer(store, recorder, group="g", name="c", start=OLDEST, block_ms=50)
+            recorder.consumer = consumer
+            task = asyncio.create_task(consumer.run())
+
+            async def got_a() -> bool:
+                return recorder.ids == ["a"]
+
+            await eventually(got_a, "a handled")
+            await asyncio.to_thread(embedded.stop)
+            await asyncio.to_thread(embedded.start)
+            await publish(store, "b")
+            await asyncio.wait_for(task, units(20))
+            assert recorder.ids == ["a", "b"]
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(work())
+    finally:
+        embedded.stop()

@@ -25,6 +25,7 @@ restart but the cursor you keep), and :func:`consume` is the blocking form of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import re
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ticker.config import DEFAULT_PREFIX
-from ticker.errors import InvalidInput
+from ticker.errors import InvalidInput, Unavailable
 from ticker.models import Change, Event, format_time, now
 from ticker.store import Store, connect
 
@@ -53,6 +54,8 @@ DEFAULT_CLAIM_IDLE = 30.0
 """Seconds an entry stays pending before another delivery: longer than any handler call."""
 DEFAULT_MAX_ATTEMPTS = 5
 MAX_ERROR_CHARS = 4000
+MAX_RETRY_DELAY = 5.0
+"""Longest wait between attempts to reach Redis again during an outage."""
 
 CURSOR_PATTERN = re.compile(r"^\d{1,20}(-\d{1,20})?$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
@@ -162,23 +165,45 @@ class Consumer:
                 loop.remove_signal_handler(signum)
 
     async def _run(self) -> None:
+        """The loop, surviving Redis outages: it waits, reconnects and goes on where it was."""
+        started = False
+        next_claim = 0.0
+        outages = 0
+        while not self.stopping:
+            try:
+                if not started:
+                    await self._start()
+                    started = True
+                    next_claim = time.monotonic() + self.claim_idle / 2
+                next_claim = await self._step(next_claim)
+                outages = 0
+            except Unavailable as exc:
+                outages += 1
+                delay = min(MAX_RETRY_DELAY, 0.1 * 2**outages)
+                log.warning("consumer %s: %s (next try in %.1fs)", self.name, exc.message, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _start(self) -> None:
         self.created = await self.store.create_group(self.group, self.start)
         if not self.created and self.start != "$":
             log.info("group %s exists; it goes on from its own position, not %s", self.group, self.start)
         await self._check_gap()
         await self._take_up_own_pending()
-        next_claim = time.monotonic() + self.claim_idle / 2
-        while not self.stopping:
-            if time.monotonic() >= next_claim:
-                await self._claim_stale()
-                await self._check_gap()
-                next_claim = time.monotonic() + self.claim_idle / 2
-            wait_ms = max(1, min(self.block_ms, int((next_claim - time.monotonic()) * 1000)))
-            entries = await self.store.read_group(self.group, self.name, count=self.batch, block_ms=wait_ms)
-            for cursor, fields in entries:
-                if self.stopping:
-                    break  # read but not handled: pending, taken up again after claim_idle
-                await self._handle(cursor, fields or {}, attempts=1)
+
+    async def _step(self, next_claim: float) -> float:
+        """One read (and, when due, one round of claiming); returns when the next claim is due."""
+        if time.monotonic() >= next_claim:
+            await self._claim_stale()
+            await self._check_gap()
+            next_claim = time.monotonic() + self.claim_idle / 2
+        wait_ms = max(1, min(self.block_ms, int((next_claim - time.monotonic()) * 1000)))
+        entries = await self.store.read_group(self.group, self.name, count=self.batch, block_ms=wait_ms)
+        for cursor, fields in entries:
+            if self.stopping:
+                break  # read but not handled: pending, taken up again after claim_idle
+            await self._handle(cursor, fields or {}, attempts=1)
+        return next_claim
 
     async def _take_up_own_pending(self) -> None:
         """Entries this consumer name read but never acknowledged before it last stopped."""
