@@ -287,7 +287,7 @@ class Consumer:
 
     async def _dead_letter(self, cursor: str, fields: dict[str, str], error: str, attempts: int) -> None:
         note = {
-            "error": error[:MAX_ERROR_CHARS],
+            "error": error[-MAX_ERROR_CHARS:],  # the end of a traceback says the most
             "attempts": str(attempts),
             "group": self.group,
             "consumer": self.name,
