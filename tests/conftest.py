@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import ServerThread
 from ticker.auth import Scope, create_token
 from ticker.config import Settings
 from ticker.embedded import EmbeddedRedis
 from ticker.store import Store, connect
-from tests.support import ServerThread
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.conftest import make_token
+from tests.support import ServerThread
 from ticker.auth import Scope
 from ticker.config import Settings
 from ticker.store import Store, connect
-from tests.conftest import make_token
-from tests.support import ServerThread
 
 
 @pytest.fixture

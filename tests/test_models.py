@@ -128,7 +128,13 @@ def test_pinning_is_an_edit_without_badge() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"kind": "update"}, {"headline": None}, {"kind": "rewrite", "headline": "x"}, {"published_at": "2024-01-01T00:00:00Z"}],
+    [
+        {},
+        {"kind": "update"},
+        {"headline": None},
+        {"kind": "rewrite", "headline": "x"},
+        {"published_at": "2024-01-01T00:00:00Z"},
+    ],
 )
 def test_bad_edits_are_refused(body: dict[str, object]) -> None:
     with pytest.raises(InvalidInput):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode
+
 from ticker import __version__, feeds
 from ticker.models import Item, ItemCreate, ItemEdit
 
@@ -63,19 +66,20 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str = "")
 
 def document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document for ``/openapi.json``."""
+    models: tuple[tuple[str, type[BaseModel], JsonSchemaMode], ...] = (
+        ("Item", Item, "serialization"),
+        ("ItemCreate", ItemCreate, "validation"),
+        ("ItemEdit", ItemEdit, "validation"),
+    )
     schemas = {
         name: model.model_json_schema(mode=mode, ref_template="#/components/schemas/{model}")
-        for name, model, mode in (
-            ("Item", Item, "serialization"),
-            ("ItemCreate", ItemCreate, "validation"),
-            ("ItemEdit", ItemEdit, "validation"),
-        )
+        for name, model, mode in models
     }
     for schema in list(schemas.values()):
         schemas.update(schema.pop("$defs", {}))
     item_id = _param("id", "path", {"type": "string"})
     if_match = _param("If-Match", "header", {"type": "string"}, "The version the change expects")
-    secured = [{"bearer": []}]
+    secured: list[dict[str, list[str]]] = [{"bearer": []}]
     writes = _errors(400, 401, 403, 404, 413, 415, 422, 429, 503)
     return {
         "openapi": "3.1.0",

@@ -21,7 +21,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, cast
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -59,7 +59,8 @@ class Page:
 
 def connect(url: str, **kwargs: Any) -> aioredis.Redis:
     """A client for ``url`` that decodes replies as text."""
-    return cast(aioredis.Redis, aioredis.Redis.from_url(url, decode_responses=True, **kwargs))
+    client: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True, **kwargs)
+    return client
 
 
 def cursor_key(cursor: str) -> tuple[int, int]:
@@ -124,7 +125,7 @@ class Store:
             self.stream_key, self._items, self._gone, self._fp, self._cursor,
             self._tl, self._timeline(item.channel), self._pinned,
         ]
-        args = [
+        args: list[str | int] = [
             item.id, item.to_json(), create.fingerprint(), item.sort_key, actor,
             STREAM_SCHEMA_VERSION, self.stream_maxlen, "1" if item.pinned else "0",
         ]
@@ -161,7 +162,7 @@ class Store:
                 self.stream_key, self._items, self._gone, self._cursor, self._tl,
                 self._timeline(item.channel), self._timeline(new.channel), self._pinned,
             ]
-            args = [
+            args: list[str | int] = [
                 op, item_id, item.version, new.to_json(), item.sort_key, actor,
                 STREAM_SCHEMA_VERSION, self.stream_maxlen, "1" if new.pinned else "0",
             ]
@@ -189,7 +190,7 @@ class Store:
         """Live items newest first by (published_at, id); stable while new items arrive."""
         bound = "+" if before is None else "(" + before
         keys = [self._timeline(channel), self._items, self.stream_key, self._pinned]
-        args = [bound, limit, "1" if before is None else "0"]
+        args: list[str | int] = [bound, limit, "1" if before is None else "0"]
         reply = await self._call(lambda: self._page(keys=keys, args=args))
         cursor, count = reply[0], int(reply[1])
         pairs = reply[2 : 2 + 2 * count]
@@ -224,7 +225,7 @@ class Store:
 
     async def wait_changes(self, cursor: str, *, count: int = 1000, block_ms: int = 5000) -> list[Change]:
         """Entries after ``cursor``, waiting up to ``block_ms`` for the first one."""
-        reply = await self.redis.xread({self.stream_key: cursor}, count=count, block=block_ms)
+        reply: Any = await self.redis.xread({self.stream_key: cursor}, count=count, block=block_ms)
         if not reply:
             return []
         return [Change.from_entry(entry_id, fields) for entry_id, fields in reply[0][1]]
