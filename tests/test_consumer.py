@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.support import units, wait_for
-from ticker.consumer import NEW, OLDEST, Consumer
+from ticker.consumer import NEW, OLDEST, Consumer, follow
 from ticker.embedded import EmbeddedRedis
 from ticker.errors import InvalidInput, Unavailable
 from ticker.models import Event, ItemCreate, parse
@@ -407,3 +407,22 @@ def test_a_consumer_rides_out_a_redis_restart(tmp_path: Path) -> None:
         asyncio.run(work())
     finally:
         embedded.stop()
+
+
+def test_follow_reads_without_a_group(redis_url: str, prefix: str) -> None:
+    async def work(store: Store) -> None:
+        first = (await store.publish(create("a", channel="sport"), actor="desk")).cursor
+        await store.redis.xadd(store.stream_key, {"op": "publish", "id": "x", "item": "{broken"})
+        await store.publish(create("b", channel="news"), actor="desk")
+        await store.publish(create("c", channel="news"), actor="desk")
+        stop = asyncio.Event()
+        seen = []
+        async for event in follow(store, start=first, channel="news", block_ms=20, stop=stop):
+            seen.append(event.item.id)
+            if len(seen) == 2:
+                stop.set()
+        assert seen == ["b", "c"]
+        assert [e.item.id async for e in follow(store, start=OLDEST, block_ms=20, stop=stop)] == []
+        assert await store.group_info("g") is None
+
+    in_store(redis_url, prefix, work)

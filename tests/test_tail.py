@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.support import units, wait_for
+from ticker.cli import main
 from ticker.config import Settings
 from ticker.models import ItemCreate, ItemEdit, parse
 from ticker.store import Store, connect
@@ -130,3 +131,18 @@ def test_tail_bad_input_is_one_clear_line(settings: Settings, args: list[str], m
     code, out, err = finish(tail(settings, *args))
     assert code == 2 and out == ""
     assert len(err.splitlines()) == 1 and err.startswith("ticker: error: ") and message in err, err
+
+
+def test_tail_in_process(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in env(settings).items():
+        monkeypatch.setenv(name, value)
+    cursors = changes(settings)
+    assert main(["tail", "--json", "--from", "oldest", "--count", "2"]) == 0
+    assert [json.loads(line)["cursor"] for line in capsys.readouterr().out.splitlines()] == cursors[:2]
+    assert main(["tail", "--group", "g", "--consumer", "c", "--from", "oldest", "--count", "3"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+    assert with_store(settings, lambda store: store.group_info("g"))["pending"] == 0  # type: ignore[index]
+    assert main(["tail", "--from", "bad"]) == 2
+    assert "is not a start position" in capsys.readouterr().err
