@@ -143,6 +143,7 @@ def test_tail_in_process(
     assert [json.loads(line)["cursor"] for line in capsys.readouterr().out.splitlines()] == cursors[:2]
     assert main(["tail", "--group", "g", "--consumer", "c", "--from", "oldest", "--count", "3"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
-    assert with_store(settings, lambda store: store.group_info("g"))["pending"] == 0  # type: ignore[index]
+    info = with_store(settings, lambda store: store.group_info("g"))
+    assert info is not None and info["pending"] == 0
     assert main(["tail", "--from", "bad"]) == 2
     assert "is not a start position" in capsys.readouterr().err
