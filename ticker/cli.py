@@ -348,12 +348,34 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _server_class() -> type[Any]:
+    import signal
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn, but SIGINT/SIGTERM end ``run()`` normally instead of being re-raised after
+        shutdown, so the embedded Redis is stopped cleanly behind it."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
+
+
 def serve(settings: Settings, *, log_level: str = "info", banner: Callable[[str], None] | None = None) -> int:
     """Run one server process until SIGINT/SIGTERM."""
     import uvicorn
 
     from ticker.app import create_app
 
+    server_class = _server_class()
     sock = bind(settings.host, settings.port)
     with redis_url(settings) as url:
         settings = settings.with_overrides(redis_url=url)
@@ -362,7 +384,7 @@ def serve(settings: Settings, *, log_level: str = "info", banner: Callable[[str]
         print(f"Ticker serving on http://{shown}:{port} (Redis: {url})", flush=True)
         if banner:
             banner(f"http://{shown}:{port}")
-        server = uvicorn.Server(
+        server = server_class(
             uvicorn.Config(create_app(settings), log_level=log_level, lifespan="on", ws="websockets-sansio")
         )
         server.run(sockets=[sock])
@@ -371,7 +393,12 @@ def serve(settings: Settings, *, log_level: str = "info", banner: Callable[[str]
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet = args.command not in ("serve", "demo")
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         settings = config.load().with_overrides(
             redis_url=args.redis_url,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode
 
 from ticker import __version__, feeds
 from ticker.models import Item, ItemCreate, ItemEdit
@@ -64,16 +63,18 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str = "")
     return {"name": name, "in": where, "schema": schema, "description": description, "required": where == "path"}
 
 
+_MODELS: tuple[tuple[str, type[BaseModel], Literal["validation", "serialization"]], ...] = (
+    ("Item", Item, "serialization"),
+    ("ItemCreate", ItemCreate, "validation"),
+    ("ItemEdit", ItemEdit, "validation"),
+)
+
+
 def document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document for ``/openapi.json``."""
-    models: tuple[tuple[str, type[BaseModel], JsonSchemaMode], ...] = (
-        ("Item", Item, "serialization"),
-        ("ItemCreate", ItemCreate, "validation"),
-        ("ItemEdit", ItemEdit, "validation"),
-    )
     schemas = {
         name: model.model_json_schema(mode=mode, ref_template="#/components/schemas/{model}")
-        for name, model, mode in models
+        for name, model, mode in _MODELS
     }
     for schema in list(schemas.values()):
         schemas.update(schema.pop("$defs", {}))

@@ -1,0 +1,166 @@
+"""The ``ticker`` command as a user runs it: real processes, real Redis, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import ServerThread, units
+from ticker.config import Settings
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TICKER_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "ticker.cli", *args],
+        capture_output=True, text=True, env=full_env, timeout=units(timeout), check=False,
+    )
+
+
+@pytest.fixture
+def env(settings: Settings) -> dict[str, str]:
+    assert settings.redis_url
+    return {"TICKER_REDIS_URL": settings.redis_url, "TICKER_PREFIX": settings.prefix}
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ticker: error: ") and "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_tokens_create_list_revoke(env: dict[str, str]) -> None:
+    created = run("token", "create", "--name", "desk", "--scope", "publish", "--scope", "edit", env=env)
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("tk_") and len(secret) > 30
+    listed = run("token", "list", env=env)
+    assert "desk" in listed.stdout and "edit,publish" in listed.stdout and secret not in listed.stdout
+    assert_one_line_error(run("token", "create", "--name", "desk", "--scope", "admin", env=env), "exists")
+    assert_one_line_error(run("token", "create", "--name", "x", "--scope", "god", env=env), "scope")
+    assert run("token", "revoke", "desk", env=env).returncode == 0
+    assert "desk" not in run("token", "list", env=env).stdout
+    assert_one_line_error(run("token", "revoke", "desk", env=env), "no token")
+
+
+def test_publish_update_retract_straight_to_redis(env: dict[str, str]) -> None:
+    published = run("publish", "Storm closes the coast road", "--label", "breaking", "--id", "storm", "--json",
+                    env=env)
+    assert published.returncode == 0, published.stderr
+    answer = json.loads(published.stdout)
+    assert answer["item"]["labels"] == ["breaking"] and answer["cursor"]
+    updated = run("update", "storm", "--headline", "Storm closes the A1", "--correction", "It is the A1", env=env)
+    assert updated.returncode == 0 and "storm v2" in updated.stdout
+    assert_one_line_error(run("update", "storm", "--headline", "x", "--if-match", "1", env=env), "version")
+    retracted = run("retract", "storm", "--json", env=env)
+    assert json.loads(retracted.stdout)["item"]["version"] == 3
+    assert_one_line_error(run("retract", "storm", env=env), "retracted")
+
+
+def test_writes_through_a_server(server: ServerThread, admin_token: str, env: dict[str, str]) -> None:
+    through = {**env, "TICKER_URL": server.url, "TICKER_TOKEN": admin_token}
+    published = run("publish", "Vote passes", "--label", "analysis", "--json", env=through)
+    assert published.returncode == 0, published.stderr
+    item_id = json.loads(published.stdout)["item"]["id"]
+    assert run("update", item_id, "--pin", env=through).returncode == 0
+    assert run("retract", item_id, env=through).returncode == 0
+    assert_one_line_error(run("publish", "x", "--label", "gossip", env=through), "labels")
+    assert_one_line_error(run("publish", "x", env={**through, "TICKER_TOKEN": "tk_nope"}), "revoked")
+    assert_one_line_error(run("publish", "x", env={**through, "TICKER_TOKEN": ""}), "TICKER_TOKEN")
+
+
+def test_unreachable_server_and_redis(env: dict[str, str]) -> None:
+    dead = {**env, "TICKER_URL": "http://127.0.0.1:9", "TICKER_TOKEN": "tk_x"}
+    assert_one_line_error(run("publish", "x", env=dead), "cannot reach the server")
+    no_redis = {**env, "TICKER_REDIS_URL": "redis://127.0.0.1:9/0"}
+    assert_one_line_error(run("publish", "x", env=no_redis), "Redis")
+    assert_one_line_error(run("token", "list", env=no_redis), "Redis")
+
+
+def test_usage_errors_are_one_line(env: dict[str, str]) -> None:
+    assert_one_line_error(run("publish", env=env), "headline")
+    assert_one_line_error(run("frobnicate", env=env))
+    assert_one_line_error(run("serve", "--port", "many", env=env), "port")
+    assert_one_line_error(run("publish", "x", env={**env, "TICKER_PORT": "eighty"}), "TICKER_PORT")
+    assert_one_line_error(run("publish", "x", env={**env, "TICKER_PREFIX": "a{b"}), "prefix")
+    assert_one_line_error(run("update", "q1", "--pin", "--unpin", env=env))
+
+
+def test_serve_reports_a_busy_port(env: dict[str, str], server: ServerThread) -> None:
+    port = server.url.rsplit(":", 1)[1]
+    assert_one_line_error(run("serve", "--port", port, env=env), "cannot listen")
+
+
+def test_tail_prints_one_line_per_change(env: dict[str, str]) -> None:
+    first = json.loads(run("publish", "Before", "--json", env=env).stdout)
+    run("publish", "Quake hits", "--label", "breaking", env=env)
+    run("publish", "Goal", "--channel", "sport", env=env)
+    lines = run("tail", "--from", first["cursor"], "--count", "2", env=env).stdout.splitlines()
+    assert len(lines) == 2 and "publish" in lines[0] and "[breaking]: Quake hits" in lines[0]
+    as_json = run("tail", "--from", first["cursor"], "--count", "1", "--json", "--channel", "sport", env=env)
+    assert json.loads(as_json.stdout)["item"]["headline"] == "Goal"
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Iterator[Path]:
+    # Short path: the embedded Redis listens on a Unix socket inside it.
+    yield tmp_path / "st"
+
+
+def test_embedded_redis_keeps_items_across_restarts(state_dir: Path) -> None:
+    env = {"TICKER_STATE_DIR": str(state_dir), "HOME": str(state_dir)}
+    published = run("publish", "Survives a restart", "--id", "keep", "--json", env=env)
+    assert published.returncode == 0, published.stderr
+    assert not (state_dir / "redis.url").exists(), "a CLI command stops the Redis it started"
+    assert any(state_dir.rglob("*.aof")), "append-only file written"
+    again = run("publish", "Survives a restart", "--id", "keep", "--json", env=env)
+    assert json.loads(again.stdout) == json.loads(published.stdout), "same item after a restart"
+    edited = run("update", "keep", "--kind", "fix", "--headline", "Survives restarts", env=env)
+    assert "keep v2" in edited.stdout, edited.stderr
+
+
+def test_serve_with_embedded_redis_starts_and_stops_cleanly(state_dir: Path) -> None:
+    import signal
+
+    import httpx
+
+    from tests.support import wait_for
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKER_")}
+    env.update({"TICKER_STATE_DIR": str(state_dir), "HOME": str(state_dir)})
+    run("publish", "Kept from before", "--id", "kept", env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ticker.cli", "serve", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert proc.stdout
+        banner = proc.stdout.readline()
+        assert banner.startswith("Ticker serving on http://"), banner + (proc.stderr.read() if proc.stderr else "")
+        url = banner.split()[3]
+        ready = wait_for(lambda: _status(httpx, url + "/readyz") == 200, what="readyz")
+        assert ready
+        assert httpx.get(url + "/api/items").json()["items"][0]["id"] == "kept"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=units(30))
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert not (state_dir / "redis.url").exists()
+
+
+def _status(httpx: object, url: str) -> int:
+    try:
+        return int(httpx.get(url, timeout=2).status_code)  # type: ignore[attr-defined]
+    except Exception:
+        return 0
