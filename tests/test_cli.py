@@ -164,3 +164,11 @@ def _status(httpx: object, url: str) -> int:
         return int(httpx.get(url, timeout=2).status_code)  # type: ignore[attr-defined]
     except Exception:
         return 0
+
+
+def test_redis_options_work_before_and_after_the_command(env: dict[str, str]) -> None:
+    url, prefix = env["TICKER_REDIS_URL"], env["TICKER_PREFIX"]
+    created = run("token", "create", "--name", "a", "--scope", "admin", "--redis-url", url, "--prefix", prefix)
+    assert created.returncode == 0, created.stderr
+    listed = run("--redis-url", url, "--prefix", prefix, "token", "list")
+    assert listed.stdout.startswith("a\tadmin"), listed.stderr

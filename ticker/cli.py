@@ -51,15 +51,19 @@ def _parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"ticker {__version__}")
     parser.add_argument("--redis-url", help="Redis to use (env TICKER_REDIS_URL; default: embedded)")
     parser.add_argument("--prefix", help="key prefix of the deployment (env TICKER_PREFIX)")
+    # The same two options after the command name too (`ticker serve --redis-url ...`).
+    common = Parser(add_help=False)
+    common.add_argument("--redis-url", default=argparse.SUPPRESS, help="Redis to use (env TICKER_REDIS_URL)")
+    common.add_argument("--prefix", default=argparse.SUPPRESS, help="key prefix (env TICKER_PREFIX)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    serve = sub.add_parser("serve", help="run the server")
+    serve = sub.add_parser("serve", parents=[common], help="run the server")
     serve.add_argument("--host", help=f"address to bind (default {config.DEFAULT_HOST})")
     serve.add_argument("--port", type=int, help=f"port (default {config.DEFAULT_PORT}; 0 picks a free one)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     def writer(name: str, help: str) -> Parser:
-        cmd: Parser = sub.add_parser(name, help=help)
+        cmd: Parser = sub.add_parser(name, parents=[common], help=help)
         cmd.add_argument("--server", help="server URL to write through (env TICKER_URL)")
         cmd.add_argument("--token", help="staff token for --server (env TICKER_TOKEN)")
         cmd.add_argument("--json", action="store_true", help="print the answer as JSON")
@@ -96,7 +100,7 @@ def _parser() -> Parser:
     retract.add_argument("id")
     retract.add_argument("--if-match", type=int, metavar="VERSION")
 
-    tail = sub.add_parser("tail", help="follow the stream of changes, optionally as a consumer group member")
+    tail = sub.add_parser("tail", parents=[common], help="follow the stream of changes, optionally in a consumer group")
     tail.add_argument("--from", dest="start", metavar="CURSOR",
                       help="where to start: 'new' (default), 'oldest' (start of retention) or a cursor")
     tail.add_argument("--group", help="read as a member of this consumer group and acknowledge each change "
@@ -106,14 +110,14 @@ def _parser() -> Parser:
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.add_argument("--count", type=int, help="stop after this many changes")
 
-    token = sub.add_parser("token", help="manage staff tokens")
+    token = sub.add_parser("token", parents=[common], help="manage staff tokens")
     tsub = token.add_subparsers(dest="token_command", required=True, parser_class=Parser)
-    create = tsub.add_parser("create", help="create a token (printed once, on the last line)")
+    create = tsub.add_parser("create", parents=[common], help="create a token (printed once, on the last line)")
     create.add_argument("--name", required=True)
     create.add_argument("--scope", action="append", dest="scopes", required=True,
                         help="publish, edit, retract or admin; repeat for several")
-    tsub.add_parser("list", help="names, scopes and last use (never secrets)")
-    revoke = tsub.add_parser("revoke", help="revoke a token on every server at once")
+    tsub.add_parser("list", parents=[common], help="names, scopes and last use (never secrets)")
+    revoke = tsub.add_parser("revoke", parents=[common], help="revoke a token on every server at once")
     revoke.add_argument("name")
     return parser
 

@@ -1,0 +1,156 @@
+"""Publish throughput of one server process through the HTTP API.
+
+Starts an embedded Redis and one ``ticker serve`` process (pinned to core 0
+with ``taskset`` when there are two cores), then a load generator in this
+process (pinned to core 1) that keeps ``--concurrency`` keep-alive
+connections busy with ``POST /api/items`` for ``--seconds``. Each run also
+measures ``GET /healthz`` on the same connections as a baseline, so the
+figures can be compared across noisy machines as a ratio. Prints medians of
+``--repeat`` runs::
+
+    .venv/bin/python -m bench.publish --repeat 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from ticker.embedded import EmbeddedRedis
+
+
+@dataclass
+class Run:
+    requests: int
+    seconds: float
+    latencies: list[float]
+    errors: int
+    load_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def pin(core: int) -> list[str]:
+    return ["taskset", "-c", str(core)] if shutil.which("taskset") and (os.cpu_count() or 1) >= 2 else []
+
+
+@contextmanager
+def server(redis_url: str, prefix: str) -> Iterator[tuple[str, int]]:
+    env = {
+        **os.environ,
+        "TICKER_REDIS_URL": redis_url,
+        "TICKER_PREFIX": prefix,
+        "TICKER_WRITE_RATE": "1000000",
+        "TICKER_WRITE_BURST": "1000000",
+    }
+    cmd = [*pin(0), sys.executable, "-m", "ticker.cli", "serve", "--port", "0", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout
+        line = proc.stdout.readline()
+        if not line.startswith("Ticker serving on "):
+            raise SystemExit(f"bench: the server did not start: {line!r}")
+        yield line.split()[3], proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def token(redis_url: str, prefix: str) -> str:
+    env = {**os.environ, "TICKER_REDIS_URL": redis_url, "TICKER_PREFIX": prefix}
+    out = subprocess.run(
+        [sys.executable, "-m", "ticker.cli", "token", "create", "--name", f"b{time.time_ns()}", "--scope", "admin"],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+async def load(url: str, secret: str, *, publish: bool, seconds: float, concurrency: int) -> Run:
+    latencies: list[float] = []
+    errors = 0
+    headers = {"Authorization": f"Bearer {secret}"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    cpu0 = time.process_time()
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as client:
+        start = time.perf_counter()
+        deadline = start + seconds
+
+        async def worker(n: int) -> None:
+            nonlocal errors
+            i = 0
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                if publish:
+                    body = {"headline": f"Bench headline {n}-{i}", "labels": ["breaking"]}
+                    response = await client.post("/api/items", json=body)
+                    ok = response.status_code == 201
+                else:
+                    ok = (await client.get("/healthz")).status_code == 200
+                latencies.append(time.perf_counter() - t0)
+                errors += not ok
+                i += 1
+
+        await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return Run(len(latencies), elapsed, latencies, errors, (time.process_time() - cpu0) / elapsed)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    if pin(1):
+        os.sched_setaffinity(0, {1})
+    with tempfile.TemporaryDirectory(prefix="tb") as tmp, EmbeddedRedis(Path(tmp)) as redis_url:
+        prefix = f"bench-{os.getpid()}"
+        secret = token(redis_url, prefix)
+        with server(redis_url, prefix) as (url, _pid):
+            asyncio.run(load(url, secret, publish=True, seconds=1, concurrency=args.concurrency))  # warm-up
+            base, pubs = [], []
+            for _ in range(args.repeat):
+                base.append(asyncio.run(load(url, secret, publish=False, seconds=args.seconds,
+                                             concurrency=args.concurrency)))
+                pubs.append(asyncio.run(load(url, secret, publish=True, seconds=args.seconds,
+                                             concurrency=args.concurrency)))
+
+    def med(values: list[float]) -> float:
+        return statistics.median(values)
+
+    print(f"publish bench: {args.repeat} runs x {args.seconds:.0f}s, concurrency {args.concurrency}, "
+          f"server pinned: {bool(pin(0))}")
+    for name, runs in (("GET /healthz (baseline)", base), ("POST /api/items", pubs)):
+        print(
+            f"  {name:<24} {med([r.rate for r in runs]):8.0f} req/s   "
+            f"p50 {med([r.pct(0.5) for r in runs]):6.1f} ms   p99 {med([r.pct(0.99) for r in runs]):6.1f} ms   "
+            f"errors {sum(r.errors for r in runs)}   load generator CPU {med([r.load_cpu for r in runs]):.0%}"
+        )
+    ratio = med([r.rate for r in pubs]) / med([r.rate for r in base])
+    print(f"  publish / baseline throughput ratio: {ratio:.2f}")
+    if med([r.load_cpu for r in pubs]) > 0.9:
+        print("  note: the load generator saturated its core; the server may be able to take more")
+
+
+if __name__ == "__main__":
+    main()
