@@ -9,10 +9,9 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import uvicorn
-
 from ticker.app import create_app
 from ticker.config import Settings
+from ticker.server import Server, uvicorn_config
 
 UNIT = float(os.environ.get("TICKER_TEST_TIMEOUT_UNIT", "1"))
 """One unit of patience, in seconds; a slow machine stretches it by the environment variable."""
@@ -37,7 +36,7 @@ def wait_for(check: Callable[[], T], *, timeout: float = 10, what: str = "condit
 
 
 def bound_socket(host: str = "127.0.0.1") -> socket.socket:
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY needs proto TCP
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     sock.listen(1024)
@@ -53,8 +52,8 @@ class ServerThread:
         port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}"
-        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on", ws="websockets-sansio")
-        self.server = uvicorn.Server(config)
+        config = uvicorn_config(create_app(settings), settings, log_level="warning")
+        self.server = Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def start(self) -> ServerThread:

@@ -74,6 +74,8 @@ def test_writes_through_a_server(server: ServerThread, admin_token: str, env: di
     item_id = json.loads(published.stdout)["item"]["id"]
     assert run("update", item_id, "--pin", env=through).returncode == 0
     assert run("retract", item_id, env=through).returncode == 0
+    listed = run("token", "list", env=env).stdout
+    assert listed.startswith("editor\tadmin") and "never used" not in listed
     assert_one_line_error(run("publish", "x", "--label", "gossip", env=through), "labels")
     assert_one_line_error(run("publish", "x", env={**through, "TICKER_TOKEN": "tk_nope"}), "revoked")
     assert_one_line_error(run("publish", "x", env={**through, "TICKER_TOKEN": ""}), "TICKER_TOKEN")
@@ -172,3 +174,30 @@ def test_redis_options_work_before_and_after_the_command(env: dict[str, str]) ->
     assert created.returncode == 0, created.stderr
     listed = run("--redis-url", url, "--prefix", prefix, "token", "list")
     assert listed.stdout.startswith("a\tadmin"), listed.stderr
+
+
+def test_served_connections_disable_nagle() -> None:
+    """Small writes (response heads, live frames) must leave at once, not after a delayed ACK."""
+    import asyncio
+    import socket
+
+    from ticker.cli import bind
+
+    async def accepted_nodelay() -> int:
+        flags: list[int] = []
+        accepted = asyncio.Event()
+
+        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            flags.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            accepted.set()
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, sock=bind("127.0.0.1", 0))
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            await asyncio.wait_for(accepted.wait(), units(10))
+            writer.close()
+        return flags[0]
+
+    assert asyncio.run(accepted_nodelay()) != 0

@@ -183,6 +183,11 @@ async def readyz(request: Request) -> Response:
     return json_response({"status": "ready"})
 
 
+async def metrics(request: Request) -> Response:
+    body, content_type = request.app.state.hub.metrics.render()
+    return Response(body, headers={"Content-Type": content_type})
+
+
 async def openapi(request: Request) -> Response:
     return JSONResponse(request.app.state.openapi)
 
@@ -195,5 +200,6 @@ routes = [
     Route("/api/items/{id}", retract_item, methods=["DELETE"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]

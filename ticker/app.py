@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,10 +17,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ticker import api, feeds, openapi
+from ticker import api, feeds, live, openapi, sse
 from ticker.config import Settings
 from ticker.errors import ConfigError, TickerError
-from ticker.limits import KeyedBuckets
+from ticker.hub import Hub
+from ticker.limits import ConnectionCounter, KeyedBuckets
+from ticker.metrics import Metrics
+from ticker.protocol import CloseCode
+from ticker.reader import Reader
 from ticker.store import Store, connect, unavailable
 
 log = logging.getLogger("ticker")
@@ -77,22 +84,50 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.gc_threshold:
+            # Each connection holds ~100 objects; with Python's default threshold the
+            # collector runs so often in a reconnect storm that it costs ~40 % of the CPU.
+            gc.set_threshold(settings.gc_threshold, *gc.get_threshold()[1:])
         client = connect(redis_url, health_check_interval=10, socket_connect_timeout=5, socket_timeout=10)
         app.state.store = Store(client, prefix=settings.prefix, stream_maxlen=settings.stream_maxlen)
+        # The stream reader blocks in XREAD on a connection of its own, with a socket
+        # timeout longer than the block so only a real stall times out.
+        follow = connect(redis_url, socket_connect_timeout=5, socket_timeout=settings.reader_block_ms / 1000 + 10)
+        reader = app.state.reader = Reader(
+            hub, Store(follow, prefix=settings.prefix), count=settings.reader_count,
+            block_ms=settings.reader_block_ms, max_lag=settings.max_reader_lag,
+        )
+        task = asyncio.create_task(reader.run(), name="ticker-stream-reader")
         try:
             yield
         finally:
+            hub.close_all(CloseCode.GOING_AWAY, "server shutting down")
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await follow.aclose()
             await client.aclose()
 
     async def readiness() -> list[str]:
         store: Store = app.state.store
-        return [] if await store.ping() else ["redis unreachable"]
+        reader: Reader = app.state.reader
+        problems = [] if await store.ping() else ["redis unreachable"]
+        return problems + reader.problems()
 
     handlers: dict[Any, Any] = {TickerError: ticker_error, HTTPException: http_error, RedisError: redis_error}
-    app = Starlette(routes=[*api.routes, *feeds.routes], lifespan=lifespan, exception_handlers=handlers)
+    hub = Hub(
+        metrics=Metrics(), history_size=settings.history_size, snapshot_limit=settings.snapshot_limit,
+        snapshot_pool=settings.snapshot_pool,
+    )
+    routes = [*api.routes, *sse.routes, *live.routes, *feeds.routes]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.add_middleware(SecurityHeaders)
     app.state.settings = settings
     app.state.write_limits = KeyedBuckets(settings.write_rate, settings.write_burst)
     app.state.readiness = readiness
+    app.state.hub = hub
+    app.state.connections = ConnectionCounter(
+        settings.max_connections, settings.max_connections_per_address, frozenset(settings.trusted_addresses)
+    )
     app.state.openapi = openapi.document()
     return app

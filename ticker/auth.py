@@ -76,9 +76,8 @@ async def authenticate(store: Store, authorization: str | None) -> Staff:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("the Authorization header must be 'Bearer <token>'")
     digest = hash_token(token.strip())
-    found = await store.token_by_hash(digest)
+    found = await store.use_token(digest, format_time(now()))
     if found is None or not hmac.compare_digest(found[1]["hash"], digest):
         raise Unauthorized("unknown or revoked token")
     name, record = found
-    await store.touch_token(name, format_time(now()))
     return Staff(name, frozenset(Scope(s) for s in record["scopes"]))

@@ -340,7 +340,9 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio sets TCP_NODELAY on accepted connections only then, and
+    # without it Nagle's algorithm holds every small write for a delayed ACK (~40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -355,9 +357,9 @@ def bind(host: str, port: int) -> socket.socket:
 def _server_class() -> type[Any]:
     import signal
 
-    import uvicorn
+    from ticker.server import Server as TickerServer
 
-    class Server(uvicorn.Server):
+    class Server(TickerServer):
         """uvicorn, but SIGINT/SIGTERM end ``run()`` normally instead of being re-raised after
         shutdown, so the embedded Redis is stopped cleanly behind it."""
 
@@ -375,9 +377,8 @@ def _server_class() -> type[Any]:
 
 def serve(settings: Settings, *, log_level: str = "info", banner: Callable[[str], None] | None = None) -> int:
     """Run one server process until SIGINT/SIGTERM."""
-    import uvicorn
-
     from ticker.app import create_app
+    from ticker.server import uvicorn_config
 
     server_class = _server_class()
     sock = bind(settings.host, settings.port)
@@ -388,9 +389,7 @@ def serve(settings: Settings, *, log_level: str = "info", banner: Callable[[str]
         print(f"Ticker serving on http://{shown}:{port} (Redis: {url})", flush=True)
         if banner:
             banner(f"http://{shown}:{port}")
-        server = server_class(
-            uvicorn.Config(create_app(settings), log_level=log_level, lifespan="on", ws="websockets-sansio")
-        )
+        server = server_class(uvicorn_config(create_app(settings), settings, log_level=log_level))
         server.run(sockets=[sock])
     return 0
 

@@ -38,6 +38,35 @@ DEFAULT_WRITE_BURST = 100
 DEFAULT_TRUSTED_ADDRESSES = ("127.0.0.1", "::1")
 DEFAULT_DISPLAY_TIMEZONE = "UTC"
 DEFAULT_LOCALE = "en-GB"
+DEFAULT_ALLOWED_ORIGINS: tuple[str, ...] = ()
+"""Browser origins allowed on the live socket besides the server's own; ``*`` allows any."""
+DEFAULT_MAX_CONNECTIONS = 50_000
+DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 50
+DEFAULT_CLIENT_BUFFER_BYTES = 1024 * 1024
+"""Bytes waiting to be written to one client before it is closed as too slow (1013)."""
+DEFAULT_SEND_BUFFER_BYTES = 0
+"""Kernel send buffer (SO_SNDBUF) per live connection; 0 leaves it to the kernel's autotuning."""
+DEFAULT_DIRECT_FRAMES = True
+"""Write prepared frames straight to each connection (under Ticker's uvicorn protocol); False: ASGI send."""
+DEFAULT_MAX_CLIENT_FRAME = 4096
+DEFAULT_MAX_FRAME_BYTES = 64 * 1024
+"""Messages due together are packed into frames of at most this size."""
+DEFAULT_HISTORY_SIZE = 10_000
+"""Changes held in memory for resumes; an older cursor gets reset and a snapshot."""
+DEFAULT_SNAPSHOT_LIMIT = 50
+DEFAULT_SNAPSHOT_POOL = 1000
+"""Newest items held in memory for snapshots (pinned ones always)."""
+DEFAULT_PING_INTERVAL = 20.0
+DEFAULT_PING_TIMEOUT = 20.0
+DEFAULT_SSE_HEARTBEAT = 15.0
+DEFAULT_SHUTDOWN_GRACE = 5
+"""Seconds a stopping process waits for open streams (SSE) before cutting them; WebSockets close at once."""
+DEFAULT_GC_THRESHOLD = 20_000
+"""Allocations between young-generation garbage collections in a server process (Python: 700)."""
+DEFAULT_READER_COUNT = 1000
+DEFAULT_READER_BLOCK_MS = 5000
+DEFAULT_MAX_READER_LAG = 5.0
+"""Seconds behind the stream head past which ``/readyz`` says not ready."""
 
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
@@ -72,10 +101,38 @@ class Settings:
     """A running server (for the CLI's writing commands); ``None`` means straight to Redis."""
     token: str | None = None
     """Staff token the CLI sends to :attr:`url`."""
+    allowed_origins: tuple[str, ...] = DEFAULT_ALLOWED_ORIGINS
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_connections_per_address: int = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
+    """Live connections from one address; :attr:`trusted_addresses` are exempt."""
+    client_buffer_bytes: int = DEFAULT_CLIENT_BUFFER_BYTES
+    send_buffer_bytes: int = DEFAULT_SEND_BUFFER_BYTES
+    direct_frames: bool = DEFAULT_DIRECT_FRAMES
+    max_client_frame: int = DEFAULT_MAX_CLIENT_FRAME
+    history_size: int = DEFAULT_HISTORY_SIZE
+    snapshot_limit: int = DEFAULT_SNAPSHOT_LIMIT
+    snapshot_pool: int = DEFAULT_SNAPSHOT_POOL
+    ping_interval: float = DEFAULT_PING_INTERVAL
+    ping_timeout: float = DEFAULT_PING_TIMEOUT
+    sse_heartbeat: float = DEFAULT_SSE_HEARTBEAT
+    shutdown_grace: int = DEFAULT_SHUTDOWN_GRACE
+    gc_threshold: int = DEFAULT_GC_THRESHOLD
+    """Thousands of live connections make each collection costly; 0 keeps Python's default."""
+    reader_count: int = DEFAULT_READER_COUNT
+    reader_block_ms: int = DEFAULT_READER_BLOCK_MS
+    max_reader_lag: float = DEFAULT_MAX_READER_LAG
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-``None`` values replaced (CLI flags win over env)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _flag(value: str) -> bool:
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -98,6 +155,24 @@ _PARSERS: dict[str, Any] = {
     "locale": str,
     "url": str,
     "token": str,
+    "allowed_origins": _csv,
+    "max_connections": int,
+    "max_connections_per_address": int,
+    "client_buffer_bytes": int,
+    "send_buffer_bytes": int,
+    "direct_frames": _flag,
+    "max_client_frame": int,
+    "history_size": int,
+    "snapshot_limit": int,
+    "snapshot_pool": int,
+    "ping_interval": float,
+    "ping_timeout": float,
+    "sse_heartbeat": float,
+    "shutdown_grace": int,
+    "gc_threshold": int,
+    "reader_count": int,
+    "reader_block_ms": int,
+    "max_reader_lag": float,
 }
 
 ENV_VARS = {name: f"TICKER_{name.upper()}" for name in _PARSERS}
@@ -129,6 +204,10 @@ def validate(settings: Settings) -> None:
         raise ConfigError("stream_maxlen must be at least 100 entries")
     if not settings.labels:
         raise ConfigError("the label vocabulary must not be empty")
+    if settings.history_size < 1 or settings.snapshot_limit < 1 or settings.reader_count < 1:
+        raise ConfigError("history_size, snapshot_limit and reader_count must be at least 1")
+    if settings.reader_block_ms < 1:
+        raise ConfigError("reader_block_ms must be at least 1")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
 

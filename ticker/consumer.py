@@ -57,7 +57,7 @@ MAX_ERROR_CHARS = 4000
 MAX_RETRY_DELAY = 5.0
 """Longest wait between attempts to reach Redis again during an outage."""
 
-CURSOR_PATTERN = re.compile(r"^\d{1,20}(-\d{1,20})?$")
+CURSOR_PATTERN = re.compile(r"^\d{1,20}-\d{1,20}$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 
 Handler = Callable[[Event], "Awaitable[None] | None"]

@@ -41,3 +41,34 @@ class KeyedBuckets:
         if bucket is None:
             bucket = self.buckets[key] = TokenBucket(self.rate, self.burst)
         return bucket.take(at)
+
+
+@dataclass(slots=True)
+class ConnectionCounter:
+    """Open connections in total and per address; ``trusted`` addresses skip the per-address cap."""
+
+    limit: int
+    per_address: int
+    trusted: frozenset[str] = frozenset()
+    total: int = 0
+    by_address: dict[str, int] = field(default_factory=dict)
+
+    def refuse(self, address: str) -> str | None:
+        """``"full"`` or ``"address"`` when a new connection from ``address`` is over a cap, else None."""
+        if self.total >= self.limit:
+            return "full"
+        if address not in self.trusted and self.by_address.get(address, 0) >= self.per_address:
+            return "address"
+        return None
+
+    def add(self, address: str) -> None:
+        self.total += 1
+        self.by_address[address] = self.by_address.get(address, 0) + 1
+
+    def remove(self, address: str) -> None:
+        self.total -= 1
+        left = self.by_address.get(address, 1) - 1
+        if left:
+            self.by_address[address] = left
+        else:
+            self.by_address.pop(address, None)

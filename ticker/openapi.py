@@ -135,8 +135,28 @@ def document() -> dict[str, Any]:
             "/healthz": {"get": {"summary": "Process alive", "responses": {"200": {"description": "OK"}}}},
             "/readyz": {
                 "get": {
-                    "summary": "Ready to serve: Redis reachable",
+                    "summary": "Ready to serve: Redis reachable and the stream reader not lagging",
                     "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready"}},
+                }
+            },
+            "/api/events": {
+                "get": {
+                    "summary": "Live changes as Server-Sent Events (see docs/protocol.md); resumes by Last-Event-ID",
+                    "parameters": [
+                        {"name": "channel", "in": "query", "schema": {"type": "string"}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                        {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": {"description": "An event stream", "content": {"text/event-stream": {}}},
+                        **_errors(400, 503),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics of this process (docs/operations.md)",
+                    "responses": {"200": {"description": "Text exposition format"}},
                 }
             },
             **feeds.openapi_paths(),

@@ -31,6 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ticker.config import DEFAULT_PREFIX, DEFAULT_STREAM_MAXLEN
 from ticker.errors import Conflict, NotFound, PreconditionFailed, TickerError, Unavailable
 from ticker.models import STREAM_SCHEMA_VERSION, Change, Item, ItemCreate, ItemEdit, apply_edit, now
+from ticker.protocol import cursor_key
 
 EDIT_RETRIES = 200
 """Optimistic retries of an edit that lost a race with another edit of the same item."""
@@ -61,12 +62,6 @@ def connect(url: str, **kwargs: Any) -> aioredis.Redis:
     """A client for ``url`` that decodes replies as text."""
     client: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True, **kwargs)
     return client
-
-
-def cursor_key(cursor: str) -> tuple[int, int]:
-    """A cursor (``<ms>-<seq>``) as a pair that sorts like the stream does."""
-    ms, _, seq = cursor.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def unavailable(exc: RedisError) -> Unavailable:
@@ -100,6 +95,7 @@ class Store:
         self._publish = redis.register_script(_script("publish"))
         self._change = redis.register_script(_script("change"))
         self._page = redis.register_script(_script("page"))
+        self._token = redis.register_script(_script("token"))
 
     def _timeline(self, channel: str | None) -> str:
         return self._tl if channel is None else f"{self._tl}:{channel}"
@@ -222,6 +218,11 @@ class Store:
         """Entries after ``cursor``, oldest first (no waiting)."""
         rows = await self._call(lambda: self.redis.xrange(self.stream_key, min="(" + cursor, count=count))
         return [Change.from_entry(entry_id, fields) for entry_id, fields in rows]
+
+    async def changes_until(self, cursor: str, *, count: int) -> list[Change]:
+        """Up to ``count`` entries ending at ``cursor`` (inclusive), oldest first: history for resumes."""
+        rows = await self._call(lambda: self.redis.xrevrange(self.stream_key, max=cursor, count=count))
+        return [Change.from_entry(entry_id, fields) for entry_id, fields in reversed(rows)]
 
     async def wait_changes(self, cursor: str, *, count: int = 1000, block_ms: int = 5000) -> list[Change]:
         """Entries after ``cursor``, waiting up to ``block_ms`` for the first one."""
@@ -360,12 +361,11 @@ class Store:
             raise Conflict(f"a token named {name!r} exists already; revoke it first or pick another name")
         await self._call(lambda: self.redis.hset(self._token_hash, token_hash, name))
 
-    async def token_by_hash(self, token_hash: str) -> tuple[str, dict[str, Any]] | None:
-        name = await self._call(lambda: self.redis.hget(self._token_hash, token_hash))
-        if name is None:
-            return None
-        raw = await self._call(lambda: self.redis.hget(self._tokens, name))
-        return None if raw is None else (name, json.loads(raw))
+    async def use_token(self, token_hash: str, at: str) -> tuple[str, dict[str, Any]] | None:
+        """The token's name and record, recording its use at ``at``; ``None`` if unknown or revoked."""
+        keys = [self._token_hash, self._tokens, self._token_used]
+        reply = await self._call(lambda: self._token(keys=keys, args=[token_hash, at]))
+        return None if not reply else (reply[0], json.loads(reply[1]))
 
     async def tokens(self) -> dict[str, dict[str, Any]]:
         records = await self._call(lambda: self.redis.hgetall(self._tokens))
@@ -382,9 +382,6 @@ class Store:
             pipe.hdel(self._tokens, name)
             pipe.hdel(self._token_used, name)
             await self._call(pipe.execute)
-
-    async def touch_token(self, name: str, at: str) -> None:
-        await self._call(lambda: self.redis.hset(self._token_used, name, at))
 
     async def clear(self) -> None:
         """Delete every key of this prefix (tests and ``ticker`` resets only)."""

@@ -1,0 +1,329 @@
+"""In-process fan-out: the current snapshot, recent history and every subscriber.
+
+The hub is fed by the one stream reader of the process (:mod:`ticker.reader`)
+and never awaits: :meth:`Hub.apply` serializes each change once, encodes it
+once per kind of subscriber and channel filter, and hands the same bytes to
+every subscriber's sink. A sink whose buffer is full refuses the delivery and
+the hub closes it with 1013; the client resumes by cursor, and nobody else
+waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from ticker.config import (
+    DEFAULT_HISTORY_SIZE,
+    DEFAULT_MAX_FRAME_BYTES,
+    DEFAULT_SNAPSHOT_LIMIT,
+    DEFAULT_SNAPSHOT_POOL,
+)
+from ticker.metrics import Metrics
+from ticker.models import Change
+from ticker.protocol import (
+    CloseCode,
+    Message,
+    cursor_key,
+    event_message,
+    pack,
+    passes,
+    plan,
+    reset_message,
+    snapshot_message,
+    sse_text,
+    ws_frames,
+)
+
+
+class Sink(Protocol):
+    """Where one subscriber's bytes go. ``deliver`` never blocks; False means "too slow"."""
+
+    kind: str
+    """``ws`` (ready frames, bytes), ``text`` (a list of text payloads) or ``sse`` (bytes)."""
+
+    def deliver(self, data: Any) -> bool: ...
+
+    def close(self, code: int, reason: str = "") -> None: ...
+
+
+def encode(kind: str, messages: Sequence[Message], limit: int = DEFAULT_MAX_FRAME_BYTES) -> Any:
+    """The messages in the form a sink of ``kind`` takes."""
+    if kind == "ws":
+        return ws_frames(messages, limit)
+    if kind == "sse":
+        return sse_text(messages)
+    return [payload.decode() for payload in pack(messages, limit)]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One change as the hub keeps it: the serialized event and what filters need."""
+
+    cursor: str
+    message: Message
+    channel: str
+    previous_channel: str | None
+    ts: int
+
+
+class History:
+    """The most recent changes, oldest first, addressable by cursor."""
+
+    def __init__(self, size: int = DEFAULT_HISTORY_SIZE) -> None:
+        self.size = size
+        self.base = "0-0"
+        """Every change after this cursor is held."""
+        self._entries: list[Entry] = []
+        self._index: dict[str, int] = {}
+        self._offset = 0
+
+    def reset(self, base: str) -> None:
+        self.base = base
+        self._entries = []
+        self._index = {}
+        self._offset = 0
+
+    def append(self, entry: Entry) -> None:
+        self._index[entry.cursor] = self._offset + len(self._entries)
+        self._entries.append(entry)
+        if len(self._entries) >= 2 * self.size:
+            # Trim in halves, so appending stays O(1) amortized.
+            drop = len(self._entries) - self.size
+            for old in self._entries[:drop]:
+                del self._index[old.cursor]
+            self.base = self._entries[drop - 1].cursor
+            self._entries = self._entries[drop:]
+            self._offset += drop
+
+    def known(self, cursor: str) -> bool:
+        return cursor == self.base or cursor in self._index
+
+    def after(self, cursor: str) -> list[Entry]:
+        """Every change after ``cursor``, which must be :meth:`known`."""
+        position = self._index.get(cursor)
+        if position is None:  # the base, which the history may or may not hold itself
+            return list(self._entries)
+        return self._entries[position - self._offset + 1 :]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass(slots=True, eq=False)
+class Subscriber:
+    sink: Sink
+    channel: str | None
+    ahead: str | None = None
+    """A cursor past the hub's head (another process read it first): skip changes up to it."""
+
+
+@dataclass(slots=True)
+class _Held:
+    sort_key: str
+    channel: str
+    pinned: bool
+    json: str
+
+
+@dataclass
+class Hub:
+    """The snapshot, the history and the subscribers of one server process."""
+
+    metrics: Metrics = field(default_factory=Metrics)
+    history_size: int = DEFAULT_HISTORY_SIZE
+    snapshot_limit: int = DEFAULT_SNAPSHOT_LIMIT
+    snapshot_pool: int = DEFAULT_SNAPSHOT_POOL
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+
+    def __post_init__(self) -> None:
+        self.cursor = "0-0"
+        """The newest change applied."""
+        self.history = History(self.history_size)
+        self.loaded = asyncio.Event()
+        self._items: dict[str, _Held] = {}
+        self._snapshots: dict[str | None, Message] = {}
+        self._groups: dict[tuple[str | None, str], set[Subscriber]] = {}
+
+    # --- state ----------------------------------------------------------------------
+
+    def load(
+        self, cursor: str, items: Iterable[str], history: Sequence[Change], *, complete: bool
+    ) -> None:
+        """Start (or start over) from a snapshot current as of ``cursor`` and the changes up to it.
+
+        ``complete`` says ``history`` is the whole retained stream. When the hub
+        was already running, every subscriber gets ``reset`` and the new snapshot.
+        """
+        self._items = {}
+        for raw in items:
+            self._hold(raw)
+        self.history.reset("0-0" if complete or not history else history[0].cursor)
+        for change in history:
+            self.history.append(self._entry(change))
+        self.cursor = cursor
+        self._snapshots.clear()
+        if self.loaded.is_set():
+            for (channel, kind), group in list(self._groups.items()):
+                data = encode(
+                    kind,
+                    [reset_message("history gap"), self.snapshot(channel)],
+                    self.max_frame_bytes,
+                )
+                for subscriber in list(group):
+                    subscriber.ahead = None
+                    self._deliver(subscriber, data)
+        self.loaded.set()
+
+    def _hold(self, raw: str) -> None:
+        item = json.loads(raw)
+        sort_key = f"{_ms(item['published_at']):015d}:{item['id']}"
+        self._items[item["id"]] = _Held(sort_key, item["channel"], bool(item.get("pinned")), raw)
+
+    def _entry(self, change: Change, previous: str | None = None) -> Entry:
+        channel = json.loads(change.item)["channel"]
+        message = event_message(change.cursor, change.op, change.ts, change.item)
+        return Entry(
+            change.cursor, message, channel, previous if previous != channel else None, change.ts
+        )
+
+    def _prune(self) -> None:
+        if len(self._items) <= 2 * self.snapshot_pool:
+            return
+        ranked = sorted(self._items.items(), key=lambda kv: kv[1].sort_key, reverse=True)
+        self._items = {
+            k: v for i, (k, v) in enumerate(ranked) if i < self.snapshot_pool or v.pinned
+        }
+
+    def snapshot(self, channel: str | None) -> Message:
+        """The current snapshot for a channel filter, built once per change."""
+        cached = self._snapshots.get(channel)
+        if cached is None:
+            held = sorted(self._items.values(), key=lambda h: h.sort_key, reverse=True)
+            mine = [h for h in held if channel is None or h.channel == channel]
+            shown = mine[: self.snapshot_limit]
+            pinned = [h.json for h in mine if h.pinned]
+            next_page = shown[-1].sort_key if shown else None
+            cached = self._snapshots[channel] = snapshot_message(
+                self.cursor, [h.json for h in shown], pinned, next_page
+            )
+        return cached
+
+    # --- changes ----------------------------------------------------------------------
+
+    def apply(self, changes: Sequence[Change]) -> None:
+        """Apply changes read from the stream and send them to every subscriber. Never awaits."""
+        head = cursor_key(self.cursor)
+        entries: list[Entry] = []
+        for change in changes:
+            if cursor_key(change.cursor) <= head:
+                continue  # read twice (a retry after a timeout): already applied
+            head = cursor_key(change.cursor)
+            before = self._items.pop(change.id, None)
+            if change.op != "retract":
+                self._hold(change.item)
+            entry = self._entry(change, before.channel if before is not None else None)
+            self.history.append(entry)
+            entries.append(entry)
+            self.cursor = change.cursor
+        if not entries:
+            return
+        self._prune()
+        self._snapshots.clear()
+        self._fan_out(entries)
+
+    def _fan_out(self, entries: list[Entry]) -> None:
+        deliveries = frames = 0
+        for (channel, kind), group in list(self._groups.items()):
+            due = [e for e in entries if passes(channel, e.channel, e.previous_channel)]
+            if not due or not group:
+                continue
+            messages = [e.message for e in due]
+            data = encode(kind, messages, self.max_frame_bytes)
+            for subscriber in list(group):
+                if subscriber.ahead is not None:
+                    self._catch_up(subscriber, due)
+                    continue
+                if self._deliver(subscriber, data):
+                    deliveries += len(messages)
+                    frames += 1
+        sent = time.time() * 1000
+        for entry in entries:
+            self.metrics.latency.observe(max(0.0, sent - entry.ts) / 1000)
+        self.metrics.deliveries.inc(deliveries)
+        self.metrics.frames.inc(frames)
+
+    def _catch_up(self, subscriber: Subscriber, due: list[Entry]) -> None:
+        assert subscriber.ahead is not None
+        ahead = cursor_key(subscriber.ahead)
+        later = [e.message for e in due if cursor_key(e.cursor) > ahead]
+        if cursor_key(due[-1].cursor) >= ahead:
+            subscriber.ahead = None
+        if later and self._deliver(
+            subscriber, encode(subscriber.sink.kind, later, self.max_frame_bytes)
+        ):
+            self.metrics.deliveries.inc(len(later))
+
+    def _deliver(self, subscriber: Subscriber, data: Any) -> bool:
+        if subscriber.sink.deliver(data):
+            return True
+        self.metrics.slow_closes.inc()
+        self.leave(subscriber)
+        subscriber.sink.close(CloseCode.TRY_AGAIN, "too slow; resume with your cursor")
+        return False
+
+    # --- subscribers --------------------------------------------------------------------
+
+    def join(self, sink: Sink, *, channel: str | None, cursor: str | None) -> Subscriber:
+        """Register a subscriber and send what its connection starts with, in one step (no gap)."""
+        start = plan(
+            cursor,
+            known=cursor is not None and self.history.known(cursor),
+            base=self.history.base,
+            head=self.cursor,
+            now_ms=int(time.time() * 1000),
+        )
+        subscriber = Subscriber(sink, channel)
+        messages: list[Message] = []
+        if start.kind == "snapshot":
+            messages = [self.snapshot(channel)]
+        elif start.kind == "reset":
+            messages = [reset_message(start.reason), self.snapshot(channel)]
+        elif start.after is not None and self.history.known(start.after):
+            replay = self.history.after(start.after)
+            messages = [e.message for e in replay if passes(channel, e.channel, e.previous_channel)]
+        else:
+            subscriber.ahead = start.after
+        self._groups.setdefault((channel, sink.kind), set()).add(subscriber)
+        self.metrics.connections.labels(sink.kind).inc()
+        if messages and self._deliver(
+            subscriber, encode(sink.kind, messages, self.max_frame_bytes)
+        ):
+            self.metrics.deliveries.inc(len(messages))
+            self.metrics.frames.inc()
+        return subscriber
+
+    def leave(self, subscriber: Subscriber) -> None:
+        group = self._groups.get((subscriber.channel, subscriber.sink.kind))
+        if group is not None and subscriber in group:
+            group.discard(subscriber)
+            self.metrics.connections.labels(subscriber.sink.kind).dec()
+            if not group:
+                del self._groups[(subscriber.channel, subscriber.sink.kind)]
+
+    def subscribers(self) -> list[Subscriber]:
+        return [s for group in self._groups.values() for s in group]
+
+    def close_all(self, code: int, reason: str = "") -> None:
+        for subscriber in self.subscribers():
+            self.leave(subscriber)
+            subscriber.sink.close(code, reason)
+
+
+def _ms(iso: str) -> int:
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
