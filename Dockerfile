@@ -5,7 +5,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY ticker ./ticker
-COPY web ./web
 RUN pip install . && useradd --system --no-create-home ticker
 USER ticker
 

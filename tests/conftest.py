@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import Iterator
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ServerThread
+from tests.support import ServerThread, run
 from ticker.auth import Scope, create_token
 from ticker.config import Settings
 from ticker.embedded import EmbeddedRedis
@@ -40,7 +39,7 @@ def prefix(redis_url: str) -> Iterator[str]:
         finally:
             await client.aclose()
 
-    asyncio.run(clear())
+    run(clear())
 
 
 @pytest.fixture
@@ -57,7 +56,7 @@ def make_token(settings: Settings, name: str, *scopes: Scope) -> str:
         finally:
             await client.aclose()
 
-    return asyncio.run(create())
+    return run(create())
 
 
 @pytest.fixture

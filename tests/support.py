@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from ticker.app import create_app
 from ticker.config import Settings
@@ -35,10 +37,20 @@ def wait_for(check: Callable[[], T], *, timeout: float = 10, what: str = "condit
         time.sleep(0.01)
 
 
-def bound_socket(host: str = "127.0.0.1") -> socket.socket:
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run``, also where this thread already runs a loop (sync Playwright does)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def bound_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY needs proto TCP
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
+    sock.bind((host, port))
     sock.listen(1024)
     return sock
 
@@ -46,9 +58,9 @@ def bound_socket(host: str = "127.0.0.1") -> socket.socket:
 class ServerThread:
     """The real ASGI app under uvicorn on a free port, in a thread of the test process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, port: int = 0) -> None:
         self.settings = settings
-        self.sock = bound_socket()
+        self.sock = bound_socket(port=port)
         port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}"

@@ -125,6 +125,7 @@ def test_conditional_get_answers_304_until_something_changes(
 ) -> None:
     first = http.get(path)
     etag, modified = first.headers["etag"], first.headers["last-modified"]
+    assert first.headers["access-control-allow-origin"] == "*", "partners' pages may read the feeds"
     again = http.get(path, headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
     assert http.get(path, headers={"If-Modified-Since": modified}).status_code == 304

@@ -62,6 +62,12 @@ def _parser() -> Parser:
     serve.add_argument("--port", type=int, help=f"port (default {config.DEFAULT_PORT}; 0 picks a free one)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
+    demo = sub.add_parser("demo", parents=[common], help="run the server with a producer of sample headlines")
+    demo.add_argument("--host", help=f"address to bind (default {config.DEFAULT_HOST})")
+    demo.add_argument("--port", type=int, help=f"port (default {config.DEFAULT_PORT}; 0 picks a free one)")
+    demo.add_argument("--interval", type=float, default=4.0, help="seconds between sample headlines (default 4)")
+    demo.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+
     def writer(name: str, help: str) -> Parser:
         cmd: Parser = sub.add_parser(name, parents=[common], help=help)
         cmd.add_argument("--server", help="server URL to write through (env TICKER_URL)")
@@ -414,6 +420,10 @@ def main(argv: list[str] | None = None) -> int:
         config.validate(settings)
         if args.command == "serve":
             return serve(settings, log_level=args.log_level)
+        if args.command == "demo":
+            from ticker import demo
+
+            return demo.run(settings, interval=args.interval, log_level=args.log_level)
         if args.command in ("publish", "update", "retract"):
             return cmd_write(args, settings)
         if args.command == "tail":

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ticker.errors import ConfigError
 
@@ -38,6 +39,7 @@ DEFAULT_WRITE_BURST = 100
 DEFAULT_TRUSTED_ADDRESSES = ("127.0.0.1", "::1")
 DEFAULT_DISPLAY_TIMEZONE = "UTC"
 DEFAULT_LOCALE = "en-GB"
+DEFAULT_SITE_NAME = "Ticker"
 DEFAULT_ALLOWED_ORIGINS: tuple[str, ...] = ()
 """Browser origins allowed on the live socket besides the server's own; ``*`` allows any."""
 DEFAULT_MAX_CONNECTIONS = 50_000
@@ -97,6 +99,8 @@ class Settings:
     trusted_addresses: tuple[str, ...] = DEFAULT_TRUSTED_ADDRESSES
     display_timezone: str = DEFAULT_DISPLAY_TIMEZONE
     locale: str = DEFAULT_LOCALE
+    site_name: str = DEFAULT_SITE_NAME
+    """The name the reader page and its JSON-LD carry."""
     url: str | None = None
     """A running server (for the CLI's writing commands); ``None`` means straight to Redis."""
     token: str | None = None
@@ -153,6 +157,7 @@ _PARSERS: dict[str, Any] = {
     "trusted_addresses": _csv,
     "display_timezone": str,
     "locale": str,
+    "site_name": str,
     "url": str,
     "token": str,
     "allowed_origins": _csv,
@@ -210,5 +215,11 @@ def validate(settings: Settings) -> None:
         raise ConfigError("reader_block_ms must be at least 1")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
+    try:
+        ZoneInfo(settings.display_timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"display time zone {settings.display_timezone!r} is unknown; use an IANA name such as Europe/Kyiv"
+        ) from None
 
 

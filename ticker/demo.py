@@ -1,0 +1,230 @@
+"""``ticker demo``: the server, Redis and a producer of sample headlines, in one command.
+
+Without ``TICKER_REDIS_URL`` the embedded Redis is started. The demo writes
+under its own key prefix (``demo``, unless ``--prefix`` or ``TICKER_PREFIX``
+names another), which it empties first so every run starts fresh; it creates
+a staff token for the desk and prints it with the reader and desk URLs.
+
+The producer first back-fills a dozen items over the last hours (so day
+headers show), then publishes a fresh sample every few seconds, and now and
+then updates, corrects or retracts one, as a newsroom would. The samples are
+fictional, written for this project: ``ticker/samples.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Any
+
+from ticker.auth import Scope, create_token
+from ticker.config import DEFAULT_PREFIX, Settings
+from ticker.models import ItemCreate, ItemEdit, now, parse
+from ticker.store import Store, connect
+
+log = logging.getLogger("ticker.demo")
+
+DEMO_PREFIX = "demo"
+DEFAULT_INTERVAL = 4.0
+BACKFILL = 12
+BACKFILL_SPACING = timedelta(minutes=47)
+FOLLOW_UP_STEPS = 3
+"""How many steps after a publish its update, correction or retraction comes."""
+ACTOR = "demo"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sample:
+    """One sample headline and what later happens to it."""
+
+    headline: str
+    labels: tuple[str, ...] = ()
+    url: str | None = None
+    pinned: bool = False
+    update: str | None = None
+    """A later headline, published as an update ("Updated")."""
+    correction: tuple[str, str] | None = None
+    """A later (headline, note), published as a correction."""
+    retract: bool = False
+
+
+def load_samples() -> list[Sample]:
+    """The sample headlines shipped in the package."""
+    raw = json.loads(resources.files("ticker").joinpath("samples.json").read_text(encoding="utf-8"))
+    samples = []
+    for entry in raw["headlines"]:
+        fix = entry.get("correction")
+        samples.append(
+            Sample(
+                headline=entry["headline"],
+                labels=tuple(entry.get("labels", ())),
+                url=entry.get("url"),
+                pinned=bool(entry.get("pinned", False)),
+                update=entry.get("update"),
+                correction=(fix["headline"], fix["note"]) if fix else None,
+                retract=bool(entry.get("retract", False)),
+            )
+        )
+    return samples
+
+
+class Producer:
+    """Publishes samples into a store, with their follow-ups a few steps later."""
+
+    def __init__(
+        self,
+        store: Store,
+        samples: list[Sample],
+        *,
+        clock: Callable[[], datetime] = now,
+        run_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.samples = samples
+        self.clock = clock
+        self.run_id = run_id or secrets.token_hex(3)
+        self.count = 0
+        self.next_sample = 0
+        self.due: list[tuple[int, str, Sample]] = []
+
+    def _take(self) -> Sample:
+        sample = self.samples[self.next_sample % len(self.samples)]
+        self.next_sample += 1
+        if self.next_sample >= len(self.samples):
+            self.next_sample = 1  # the pinned opener is posted once per run
+        return sample
+
+    async def publish(self, sample: Sample, *, published_at: datetime | None = None) -> str:
+        self.count += 1
+        item_id = f"demo-{self.run_id}-{self.count}"
+        body: dict[str, Any] = {
+            "id": item_id,
+            "headline": sample.headline,
+            "labels": list(sample.labels),
+            "pinned": sample.pinned,
+        }
+        if sample.url:
+            body["url"] = sample.url
+        if published_at is not None:
+            body["published_at"] = published_at.isoformat()
+        await self.store.publish(parse(ItemCreate, body), actor=ACTOR)
+        return item_id
+
+    async def follow_up(self, item_id: str, sample: Sample) -> None:
+        """The sample's update, correction or retraction, whichever it has."""
+        if sample.retract:
+            await self.store.retract(item_id, actor=ACTOR)
+            return
+        if sample.correction:
+            headline, note = sample.correction
+            body = {"kind": "correction", "headline": headline, "correction": note}
+        elif sample.update:
+            body = {"kind": "update", "headline": sample.update}
+        else:
+            return
+        await self.store.edit(item_id, parse(ItemEdit, body), actor=ACTOR)
+
+    async def backfill(self, count: int = BACKFILL) -> None:
+        """Items over the last hours, oldest first, their edits already made."""
+        start = self.clock() - BACKFILL_SPACING * count
+        for n in range(count):
+            sample = self._take()
+            if sample.retract:
+                sample = self._take()
+            jitter = timedelta(minutes=random.randint(-9, 9)) if n else timedelta()
+            item_id = await self.publish(sample, published_at=start + BACKFILL_SPACING * n + jitter)
+            await self.follow_up(item_id, sample)
+
+    async def step(self, number: int) -> None:
+        """One tick: the follow-ups now due, then a fresh headline."""
+        ready = [entry for entry in self.due if entry[0] <= number]
+        self.due = [entry for entry in self.due if entry[0] > number]
+        for _, item_id, sample in ready:
+            await self.follow_up(item_id, sample)
+        sample = self._take()
+        item_id = await self.publish(sample)
+        if sample.update or sample.correction or sample.retract:
+            self.due.append((number + FOLLOW_UP_STEPS, item_id, sample))
+
+    async def run(self, interval: float) -> None:
+        """Back-fill, then a step every ``interval`` seconds until cancelled."""
+        await self.backfill()
+        number = 0
+        while True:
+            await asyncio.sleep(interval)
+            number += 1
+            try:
+                await self.step(number)
+            except Exception as exc:  # the demo keeps going through a Redis blip
+                log.warning("demo producer: %s", exc)
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The demo's own prefix unless another was asked for."""
+    return (
+        settings
+        if settings.prefix != DEFAULT_PREFIX
+        else settings.with_overrides(prefix=DEMO_PREFIX)
+    )
+
+
+async def prepare(settings: Settings, redis_url: str) -> tuple[Store, str]:
+    """A fresh demo prefix and a staff token for the desk."""
+    store = Store(connect(redis_url, socket_connect_timeout=5), prefix=settings.prefix)
+    if settings.prefix == DEMO_PREFIX:
+        await store.clear()
+    token = await create_token(store, f"demo-desk-{secrets.token_hex(2)}", frozenset({Scope.ADMIN}))
+    return store, token
+
+
+def banner(base_url: str, token: str, interval: float) -> str:
+    return "\n".join(
+        [
+            "",
+            "Ticker demo is running.",
+            f"  Reader page:  {base_url}/",
+            f"  Desk:         {base_url}/desk",
+            f"  Staff token:  {token}",
+            "                (paste it into the desk's token field)",
+            f"A new sample headline every {interval:g} s; Ctrl+C stops.",
+            "",
+        ]
+    )
+
+
+def run(
+    settings: Settings, *, interval: float = DEFAULT_INTERVAL, log_level: str = "warning"
+) -> int:
+    """Start Redis (embedded unless configured), the server and the producer; block until Ctrl+C."""
+    from ticker.app import create_app
+    from ticker.cli import _server_class, bind, redis_url
+    from ticker.server import uvicorn_config
+
+    settings = demo_settings(settings)
+    sock = bind(settings.host, settings.port)
+    with redis_url(settings) as url:
+        settings = settings.with_overrides(redis_url=url)
+        host, port = sock.getsockname()[:2]
+        base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+        async def main() -> None:
+            store, token = await prepare(settings, url)
+            server = _server_class()(uvicorn_config(create_app(settings), settings, log_level=log_level))
+            producer = asyncio.create_task(Producer(store, load_samples()).run(interval))
+            print(banner(base, token, interval), flush=True)
+            try:
+                await server.serve(sockets=[sock])
+            finally:
+                producer.cancel()
+                await asyncio.gather(producer, return_exceptions=True)
+                await store.redis.aclose()
+
+        asyncio.run(main())
+    return 0
