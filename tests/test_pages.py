@@ -101,3 +101,12 @@ def test_display_settings_come_from_the_environment() -> None:
     )
     with pytest.raises(ConfigError, match="Mars/Olympus"):
         config.load({"TICKER_DISPLAY_TIMEZONE": "Mars/Olympus"})
+
+
+def test_reader_page_advertises_its_feeds(http: httpx.Client) -> None:
+    import re
+
+    page = http.get("/").text
+    for kind, href in (("application/feed+json", "/feed.json"), ("application/atom+xml", "/feed.atom")):
+        assert re.search(rf'<link rel="alternate" type="{re.escape(kind)}"[^>]*href="{href}"', page)
+        assert http.get(href).status_code == 200

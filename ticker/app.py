@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ticker import api, live, openapi, pages, sse
+from ticker import api, feeds, live, openapi, pages, sse
 from ticker.config import Settings
 from ticker.errors import ConfigError, TickerError
 from ticker.hub import Hub
@@ -119,7 +119,7 @@ def create_app(settings: Settings) -> Starlette:
         metrics=Metrics(), history_size=settings.history_size, snapshot_limit=settings.snapshot_limit,
         snapshot_pool=settings.snapshot_pool,
     )
-    routes = [*api.routes, *sse.routes, *live.routes, *pages.routes]
+    routes = [*api.routes, *sse.routes, *live.routes, *feeds.routes, *pages.routes]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(pages.ReadCors)

@@ -14,9 +14,13 @@ import contextlib
 import getpass
 import json
 import logging
+import os
+import re
+import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from redis.exceptions import RedisError
@@ -25,9 +29,10 @@ from ticker import __version__, config
 from ticker.auth import create_token, parse_scopes
 from ticker.client import Client
 from ticker.config import Settings
+from ticker.consumer import NEW, Consumer, check_name, follow, start_id
 from ticker.embedded import EmbeddedRedis
-from ticker.errors import ConfigError, TickerError
-from ticker.models import Change, ItemCreate, ItemEdit, parse
+from ticker.errors import ConfigError, InvalidInput, TickerError
+from ticker.models import CHANNEL_PATTERN, Event, ItemCreate, ItemEdit, parse
 from ticker.store import Store, WriteResult, connect
 
 EXIT_FAILURE = 1
@@ -101,9 +106,13 @@ def _parser() -> Parser:
     retract.add_argument("id")
     retract.add_argument("--if-match", type=int, metavar="VERSION")
 
-    tail = sub.add_parser("tail", parents=[common], help="follow the stream of changes")
-    tail.add_argument("--from", dest="start", metavar="CURSOR", help="start after this cursor (default: now)")
-    tail.add_argument("--channel")
+    tail = sub.add_parser("tail", parents=[common], help="follow the stream of changes, optionally in a consumer group")
+    tail.add_argument("--from", dest="start", metavar="CURSOR",
+                      help="where to start: 'new' (default), 'oldest' (start of retention) or a cursor")
+    tail.add_argument("--group", help="read as a member of this consumer group and acknowledge each change "
+                      "after printing it (the group is created at --from, default 'new')")
+    tail.add_argument("--consumer", metavar="NAME", help="this member's name in --group (keep it across restarts)")
+    tail.add_argument("--channel", help="only changes to items of this channel")
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.add_argument("--count", type=int, help="stop after this many changes")
 
@@ -224,39 +233,93 @@ def show(answer: dict[str, Any], as_json: bool) -> int:
     return 0
 
 
-def change_line(change: Change) -> str:
-    """One readable line per change, for ``ticker tail``."""
-    from datetime import UTC, datetime
-
-    item = change.parsed()
-    when = datetime.fromtimestamp(change.ts / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+def event_line(event: Event, as_json: bool) -> str:
+    """One line per change for ``ticker tail``: readable, or the event as JSON."""
+    if as_json:
+        return json.dumps(event.model_dump(mode="json"), ensure_ascii=False)
+    item = event.item
+    when = datetime.fromtimestamp(event.ts / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
     labels = f" [{', '.join(item.labels)}]" if item.labels else ""
     return (
-        f"{when} {change.op:<8} {item.id} v{item.version} {item.channel}{labels}: {item.headline}"
-        f"  ({change.actor}, {change.cursor})"
+        f"{when} {event.op:<8} {item.id} v{item.version} {item.channel}{labels}: {item.headline}"
+        f"  ({event.actor}, {event.cursor})"
     )
 
 
+def tail_options(args: argparse.Namespace) -> None:
+    """Check tail's flags before any Redis is started, so a mistake is one quick line."""
+    if (args.group is None) != (args.consumer is None):
+        raise ConfigError("--group and --consumer go together: name the group and this member of it")
+    try:
+        if args.group is not None:
+            check_name("group", args.group)
+            check_name("consumer", args.consumer)
+        if args.start is not None:
+            start_id(args.start)
+    except InvalidInput as exc:
+        raise ConfigError(exc.message) from None
+    if args.channel is not None and not re.match(CHANNEL_PATTERN, args.channel):
+        raise ConfigError(f"--channel {args.channel!r} is not a channel slug ({CHANNEL_PATTERN})")
+    if args.count is not None and args.count < 1:
+        raise ConfigError("--count must be at least 1")
+
+
+class TailPrinter:
+    """Prints tail's lines and counts them; raises ``BrokenPipeError`` once stdout is gone."""
+
+    def __init__(self, *, as_json: bool, count: int | None) -> None:
+        self.as_json = as_json
+        self.count = count
+        self.seen = 0
+
+    def __call__(self, event: Event) -> None:
+        try:
+            print(event_line(event, self.as_json), flush=True)
+        except BrokenPipeError:
+            # The reader (say `head`) left: silence stdout so exiting does not complain again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise
+        self.seen += 1
+
+    @property
+    def done(self) -> bool:
+        return self.count is not None and self.seen >= self.count
+
+
 def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
-    async def follow(store: Store) -> int:
-        cursor = args.start or await store.head()
-        seen = 0
-        while args.count is None or seen < args.count:
-            for change in await store.wait_changes(cursor, block_ms=1000):
-                cursor = change.cursor
-                if args.channel and change.parsed().channel != args.channel:
-                    continue
-                line = json.dumps(
-                    {"cursor": change.cursor, "op": change.op, "ts": change.ts, "actor": change.actor,
-                     "item": json.loads(change.item)}, ensure_ascii=False
-                ) if args.json else change_line(change)
-                print(line, flush=True)
-                seen += 1
-                if args.count is not None and seen >= args.count:
-                    break
+    tail_options(args)
+    start = args.start or NEW
+    show_line = TailPrinter(as_json=args.json, count=args.count)
+
+    async def as_member(store: Store) -> int:
+        def handle(event: Event) -> None:
+            try:
+                show_line(event)
+            except BrokenPipeError:
+                consumer.stop()
+                raise  # not printed, so not acknowledged
+            if show_line.done:
+                consumer.stop()
+
+        consumer = Consumer(store, handle, group=args.group, name=args.consumer, start=start, channel=args.channel)
+        await consumer.run(handle_signals=True)
         return 0
 
-    return run_with_store(settings, follow)
+    async def follower(store: Store) -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        async for event in follow(store, start=start, channel=args.channel, stop=stop):
+            try:
+                show_line(event)
+            except BrokenPipeError:
+                break
+            if show_line.done:
+                break
+        return 0
+
+    return run_with_store(settings, as_member if args.group else follower)
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -345,3 +345,34 @@ class Change:
 
     def parsed(self) -> Item:
         return Item.from_json(self.item)
+
+
+class Event(BaseModel):
+    """One change as a typed message: the live protocol's ``event`` and what consumers receive.
+
+    ``actor`` (the name of the token that made the change) comes from the stream
+    entry; the live protocol leaves it out, stream consumers get it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["event"] = "event"
+    cursor: str
+    op: WriteOp
+    ts: int
+    """Server time of the append, in milliseconds since the epoch."""
+    item: Item
+    actor: str | None = None
+
+    @classmethod
+    def from_change(cls, change: Change) -> Event:
+        """The typed event of a stream entry; raises ``ValidationError`` for a malformed one."""
+        if change.op not in ("publish", "update", "retract"):
+            raise ValueError(f"unknown op {change.op!r}")
+        return cls(
+            cursor=change.cursor,
+            op=cast(WriteOp, change.op),
+            ts=change.ts,
+            item=change.parsed(),
+            actor=change.actor,
+        )

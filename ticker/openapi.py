@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from ticker import __version__
+from ticker import __version__, feeds
 from ticker.models import Item, ItemCreate, ItemEdit
 
 _ERROR = {
@@ -159,5 +159,6 @@ def document() -> dict[str, Any]:
                     "responses": {"200": {"description": "Text exposition format"}},
                 }
             },
+            **feeds.openapi_paths(),
         },
     }

@@ -52,7 +52,7 @@ PAGE_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
     "Cache-Control": "no-cache",
 }
-CORS_PREFIXES = ("/api/items", "/api/events", "/widget.json", "/static/")
+CORS_PREFIXES = ("/api/items", "/api/events", "/widget.json", "/static/", "/feed.json", "/feed.atom")
 """Anonymous reads a widget on another site makes; staff writes never get CORS."""
 
 

@@ -12,6 +12,7 @@ the hash tag ``{prefix}`` so the same scripts run on a Redis Cluster::
     {p}:tl, {p}:tl:<ch> sorted sets of "<published_at ms>:<id>" (all, per channel)
     {p}:pinned          sorted set of pinned items' sort keys
     {p}:tokens          hash name -> token record JSON; {p}:token-hash: hash -> name
+    {p}:dead:<group>    dead-letter stream of one consumer group (entries that kept failing)
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ticker.config import DEFAULT_PREFIX, DEFAULT_STREAM_MAXLEN
-from ticker.errors import Conflict, NotFound, PreconditionFailed, Unavailable
+from ticker.errors import Conflict, NotFound, PreconditionFailed, TickerError, Unavailable
 from ticker.models import STREAM_SCHEMA_VERSION, Change, Item, ItemCreate, ItemEdit, apply_edit, now
+from ticker.protocol import cursor_key
 
 EDIT_RETRIES = 200
 """Optimistic retries of an edit that lost a race with another edit of the same item."""
@@ -228,6 +230,128 @@ class Store:
         if not reply:
             return []
         return [Change.from_entry(entry_id, fields) for entry_id, fields in reply[0][1]]
+
+    async def tombstones(self, *, channel: str | None = None, limit: int = 50) -> list[tuple[Item, str]]:
+        """Retracted items with the cursor of their retraction, most recently retracted first."""
+        items = [i for i in await self.retracted(limit=1_000_000) if channel is None or i.channel == channel]
+        if not items:
+            return []
+        cursors = await self._call(lambda: self.redis.hmget(self._cursor, [i.id for i in items]))
+        pairs = [(item, str(c)) for item, c in zip(items, cursors, strict=True) if c]
+        return sorted(pairs, key=lambda pair: cursor_key(pair[1]), reverse=True)[:limit]
+
+    # --- consumer groups ------------------------------------------------------
+    # Entries are returned raw, as (cursor, fields) with fields None for an entry
+    # trimmed away while it was pending, so ticker.consumer decides what a bad
+    # entry means instead of this module.
+
+    def dead_letter_key(self, group: str) -> str:
+        return f"{{{self.prefix}}}:dead:{group}"
+
+    async def create_group(self, group: str, start: str) -> bool:
+        """Create ``group`` reading after ``start`` (``$``: new changes only); ``False`` if it exists."""
+        try:
+            await self._call(lambda: self.redis.xgroup_create(self.stream_key, group, id=start, mkstream=True))
+        except ResponseError as exc:
+            if str(exc).startswith("BUSYGROUP"):
+                return False
+            raise TickerError(f"cannot create consumer group {group!r} at {start!r}: {exc}") from None
+        return True
+
+    async def group_info(self, group: str) -> dict[str, Any] | None:
+        """Redis's XINFO GROUPS record of ``group`` (pending, last-delivered-id, lag), or ``None``."""
+        try:
+            groups = await self._call(lambda: self.redis.xinfo_groups(self.stream_key))
+        except ResponseError:
+            return None  # no stream yet
+        return next((dict(g) for g in groups if g["name"] == group), None)
+
+    async def group_consumers(self, group: str) -> dict[str, dict[str, Any]]:
+        """The members of ``group`` by name, with their pending count and idle time."""
+        try:
+            rows = await self._call(lambda: self.redis.xinfo_consumers(self.stream_key, group))
+        except ResponseError:
+            return {}  # no such stream or group
+        return {str(row["name"]): dict(row) for row in rows}
+
+    async def trimmed_after(self, cursor: str, *, entries_read: int | None = None) -> bool:
+        """Whether entries after ``cursor`` were trimmed away, so a reader there missed some.
+
+        With a group's ``entries_read`` counter the answer is exact; without it, any
+        cursor older than the oldest retained entry counts (the entry right after it
+        may have been the oldest one trimmed).
+        """
+        try:
+            info = await self._call(lambda: self.redis.xinfo_stream(self.stream_key))
+        except ResponseError:
+            return False  # no stream yet
+        first = info.get("first-entry")
+        if not first or cursor_key(cursor) >= cursor_key(str(first[0])):
+            return False
+        added = info.get("entries-added")
+        if entries_read is not None and added is not None:
+            return int(added) - entries_read - int(info["length"]) > 0
+        return True
+
+    async def read_group(
+        self, group: str, consumer: str, *, count: int, block_ms: int | None = None, after: str = ">"
+    ) -> list[tuple[str, dict[str, str] | None]]:
+        """New entries for ``consumer`` (``after=">"``, waiting up to ``block_ms``), or its own
+        pending entries after the id ``after`` (no waiting)."""
+        streams: dict[Any, Any] = {self.stream_key: after}
+        block = block_ms if after == ">" else None
+        reply = await self._call(
+            lambda: self.redis.xreadgroup(group, consumer, streams, count=count, block=block)
+        )
+        # An entry trimmed away while pending comes back without fields: report it as None.
+        return [(cursor, fields or None) for cursor, fields in reply[0][1]] if reply else []
+
+    async def claim(
+        self, group: str, consumer: str, *, min_idle_ms: int, start: str = "0-0", count: int = 100
+    ) -> tuple[str, list[tuple[str, dict[str, str]]], list[str]]:
+        """XAUTOCLAIM: pending entries idle for ``min_idle_ms`` move to ``consumer``.
+
+        Returns the cursor to continue scanning from (``0-0`` when done), the claimed
+        entries, and the ids of pending entries that had been trimmed away (Redis drops those
+        from the pending list).
+        """
+        reply = await self._call(
+            lambda: self.redis.xautoclaim(
+                self.stream_key, group, consumer, min_idle_ms, start_id=start, count=count
+            )
+        )
+        # Redis 7 lists trimmed entries apart; Redis 6.2 returns them without fields.
+        deleted = [str(c) for c in reply[2]] if len(reply) > 2 else []
+        deleted += [c for c, f in reply[1] if not f]
+        return str(reply[0]), [(c, f) for c, f in reply[1] if f], deleted
+
+    async def deliveries(self, group: str, cursors: list[str]) -> dict[str, int]:
+        """How many times each pending entry was delivered (Redis counts reads and claims)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cursor in cursors:
+                pipe.xpending_range(self.stream_key, group, min=cursor, max=cursor, count=1)
+            replies = await self._call(pipe.execute)
+        return {row["message_id"]: int(row["times_delivered"]) for reply in replies for row in reply}
+
+    async def ack(self, group: str, *cursors: str) -> int:
+        return int(await self._call(lambda: self.redis.xack(self.stream_key, group, *cursors)))
+
+    async def dead_letter(self, group: str, cursor: str, fields: dict[str, str], note: dict[str, str]) -> str:
+        """Copy an entry with ``note`` (error, attempts...) to the group's dead-letter stream and ack it.
+
+        Both happen in one transaction (the keys share the hash tag), so an entry is
+        either still pending or dead-lettered, never lost and never both.
+        """
+        entry = {**fields, **note, "cursor": cursor}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.dead_letter_key(group), entry, maxlen=self.stream_maxlen, approximate=True)  # type: ignore[arg-type]
+            pipe.xack(self.stream_key, group, cursor)
+            replies = await self._call(pipe.execute)
+        return str(replies[0])
+
+    async def dead_letters(self, group: str, *, count: int = 100) -> list[tuple[str, dict[str, str]]]:
+        """The oldest entries of the group's dead-letter stream."""
+        return list(await self._call(lambda: self.redis.xrange(self.dead_letter_key(group), count=count)))
 
     # --- staff tokens -------------------------------------------------------
 

@@ -1,0 +1,223 @@
+"""Feeds for readers and partners that only speak HTTP: JSON Feed 1.1 and Atom.
+
+``GET /feed.json`` and ``GET /feed.atom``, each with ``?channel=`` (one
+channel; all by default) and ``?limit=`` (newest items first). Edited items
+carry their update time and say "Updated" or "Corrected" in the text; Atom
+lists retracted items as RFC 6721 tombstones (``at:deleted-entry``), JSON Feed
+(which has no tombstones) in its ``_ticker.retracted`` extension.
+
+The stream cursor a feed is current as of is its ``ETag``, and the cursor's
+time its ``Last-Modified``, so a conditional request for an unchanged feed costs
+one Redis round trip and answers 304.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ticker.api import channel_param, limit_param, store_of
+from ticker.models import Item, format_time
+from ticker.store import Page
+
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+TOMBSTONE_NS = "http://purl.org/atompub/tombstones/1.0"
+FEED_TITLE = "Ticker"
+DEFAULT_TOMBSTONES = 50
+CACHE_CONTROL = "no-cache"
+"""Caches may keep a feed but must revalidate: a 304 costs little, a stale headline a lot."""
+
+
+def cursor_time(cursor: str) -> datetime:
+    """The time a cursor's change was appended (its milliseconds part)."""
+    return datetime.fromtimestamp(int(cursor.split("-", 1)[0]) / 1000, UTC)
+
+
+def validators(cursor: str) -> dict[str, str]:
+    return {
+        "ETag": f'"{cursor}"',
+        "Last-Modified": format_datetime(cursor_time(cursor).replace(microsecond=0), usegmt=True),
+        "Cache-Control": CACHE_CONTROL,
+    }
+
+
+def not_modified(request: Request, cursor: str) -> bool:
+    """RFC 9110 §13.2.2: If-None-Match decides when present, else If-Modified-Since."""
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+        return "*" in tags or f'"{cursor}"' in tags
+    since = request.headers.get("if-modified-since")
+    if since is None:
+        return False
+    try:
+        when = parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False  # an unreadable date is ignored, as the RFC says
+    if when.tzinfo is None:
+        return False
+    return cursor_time(cursor).replace(microsecond=0) <= when
+
+
+def edit_note(item: Item) -> str:
+    """What a feed reader shows under the headline: the edit badge and the correction note."""
+    lines = [item.headline]
+    if item.correction is not None:
+        lines.append(f"Corrected {format_time(item.updated_at or item.published_at)}: {item.correction}")
+    elif item.updated_at is not None:
+        lines.append(f"Updated {format_time(item.updated_at)}")
+    return "\n\n".join(lines)
+
+
+def edit_kind(item: Item) -> str | None:
+    if item.correction is not None:
+        return "corrected"
+    return "updated" if item.updated_at is not None else None
+
+
+def item_link(base: str, item: Item) -> str:
+    return f"{base}/api/items/{item.id}"
+
+
+def json_feed(base: str, feed_url: str, channel: str | None, page: Page, gone: list[tuple[Item, str]]) -> Any:
+    """The JSON Feed 1.1 document: items newest first, ``content_text`` on every item."""
+    items = []
+    for item in page.items:
+        entry: dict[str, Any] = {
+            "id": item.id,
+            "url": item.url or item_link(base, item),
+            "title": item.headline,
+            "content_text": edit_note(item),
+            "date_published": format_time(item.published_at),
+            "_ticker": {"version": item.version, "channel": item.channel, "edit": edit_kind(item),
+                        "correction": item.correction, "pinned": item.pinned},
+        }
+        if item.updated_at is not None:
+            entry["date_modified"] = format_time(item.updated_at)
+        if item.labels:
+            entry["tags"] = item.labels
+        if item.author:
+            entry["authors"] = [{"name": item.author}]
+        if item.lang:
+            entry["language"] = item.lang
+        items.append(entry)
+    return {
+        "version": JSON_FEED_VERSION,
+        "title": FEED_TITLE if channel is None else f"{FEED_TITLE}: {channel}",
+        "home_page_url": f"{base}/",
+        "feed_url": feed_url,
+        "items": items,
+        "_ticker": {
+            "cursor": page.cursor,
+            "retracted": [{"id": item.id, "cursor": cursor, "retracted_at": format_time(cursor_time(cursor))}
+                          for item, cursor in gone],
+        },
+    }
+
+
+def _text(tag: str, value: str, **attrs: str) -> str:
+    attributes = "".join(f" {name}={quoteattr(v)}" for name, v in attrs.items())
+    return f"<{tag}{attributes}>{escape(value)}</{tag}>"
+
+
+def atom_feed(base: str, feed_url: str, channel: str | None, page: Page, gone: list[tuple[Item, str]]) -> str:
+    """The Atom document, with an ``at:deleted-entry`` tombstone per retracted item."""
+    updated = format_time(cursor_time(page.cursor)) if page.cursor != "0-0" else format_time(datetime.now(UTC))
+    out = [
+        '<?xml version="1.0" encoding="utf-8"?>',
+        f'<feed xmlns="{ATOM_NS}" xmlns:at="{TOMBSTONE_NS}">',
+        _text("id", feed_url),
+        _text("title", FEED_TITLE if channel is None else f"{FEED_TITLE}: {channel}"),
+        _text("updated", updated),
+        f"<author>{_text('name', FEED_TITLE)}</author>",
+        f"<link rel=\"self\" type=\"application/atom+xml\" href={quoteattr(feed_url)}/>",
+        f"<link rel=\"alternate\" type=\"text/html\" href={quoteattr(base + '/')}/>",
+    ]
+    for item in page.items:
+        out.append("<entry>")
+        out.append(_text("id", item_link(base, item)))
+        out.append(_text("title", item.headline, type="text"))
+        out.append(_text("published", format_time(item.published_at)))
+        out.append(_text("updated", format_time(item.updated_at or item.published_at)))
+        if item.author:
+            out.append(f"<author>{_text('name', item.author)}</author>")
+        if item.url:
+            out.append(f"<link rel=\"alternate\" href={quoteattr(item.url)}/>")
+        for label in item.labels:
+            out.append(f"<category term={quoteattr(label)}/>")
+        if (kind := edit_kind(item)) is not None:
+            out.append(f"<category scheme=\"urn:ticker:edit\" term={quoteattr(kind)}/>")
+        out.append(_text("content", edit_note(item), type="text"))
+        out.append("</entry>")
+    for item, cursor in gone:
+        ref, when = quoteattr(item_link(base, item)), quoteattr(format_time(cursor_time(cursor)))
+        out.append(f"<at:deleted-entry ref={ref} when={when}>{_text('at:comment', 'Retracted')}</at:deleted-entry>")
+    out.append("</feed>")
+    return "\n".join(out) + "\n"
+
+
+async def _feed(request: Request, kind: str) -> Response:
+    channel = channel_param(request)
+    limit = limit_param(request)
+    store = store_of(request)
+    head = await store.head()
+    if not_modified(request, head):
+        return Response(status_code=304, headers=validators(head))
+    page = await store.page(channel=channel, limit=limit)
+    gone = await store.tombstones(channel=channel, limit=DEFAULT_TOMBSTONES)
+    base = str(request.base_url).rstrip("/")
+    feed_url = str(request.url)
+    headers = validators(page.cursor)
+    if kind == "json":
+        body = json.dumps(json_feed(base, feed_url, channel, page, gone), ensure_ascii=False, separators=(",", ":"))
+        return Response(body, 200, headers, media_type="application/feed+json")
+    return Response(atom_feed(base, feed_url, channel, page, gone), 200, headers, media_type="application/atom+xml")
+
+
+async def feed_json(request: Request) -> Response:
+    return await _feed(request, "json")
+
+
+async def feed_atom(request: Request) -> Response:
+    return await _feed(request, "atom")
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The feeds' part of the OpenAPI document."""
+    params = [
+        {"name": "channel", "in": "query", "required": False, "schema": {"type": "string"}},
+        {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
+        {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
+        {"name": "If-Modified-Since", "in": "header", "required": False, "schema": {"type": "string"}},
+    ]
+
+    def feed(summary: str, media_type: str) -> dict[str, Any]:
+        return {"get": {
+            "summary": summary,
+            "parameters": params,
+            "responses": {
+                "200": {"description": "The feed (ETag: the stream cursor)", "content": {media_type: {}}},
+                "304": {"description": "Not modified since the ETag or date given"},
+                "400": {"description": "Malformed channel or limit",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            },
+        }}
+
+    return {
+        "/feed.json": feed("JSON Feed 1.1 of the newest items", "application/feed+json"),
+        "/feed.atom": feed("Atom feed of the newest items, with RFC 6721 tombstones", "application/atom+xml"),
+    }
+
+
+routes = [
+    Route("/feed.json", feed_json, methods=["GET"]),
+    Route("/feed.atom", feed_atom, methods=["GET"]),
+]
