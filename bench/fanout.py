@@ -6,8 +6,10 @@ core; a load-generator process (``bench.loadgen``) pinned to the other core
 holds N WebSocket readers; a producer process (``bench.producer``) publishes R
 events/s through ``Store.publish`` (the real publish path). Each run prints
 deliveries/s, lost, duplicates, publish→receive latency, server CPU per 1,000
-deliveries, server RSS and idle RSS per connection; a storm run also drops
-every client and reconnects them all at once with their cursors.
+deliveries (user and kernel), server RSS and idle RSS per connection, and for
+our server its own publish→send p99 from ``/metrics``; a storm run also drops
+every client and reconnects them all at once with their cursors (time to
+catch up, server CPU per reconnect, Redis commands).
 
 The servers: ``ours`` (``ticker serve``), ``naive`` (``bench.ref_naive``:
 Starlette, one task and one ``send_text`` per client per event) and
