@@ -2,7 +2,8 @@
 
 Starts an embedded Redis and one ``ticker serve`` process (pinned to core 0
 with ``taskset`` when there are two cores), then a load generator in this
-process (pinned to core 1) that keeps ``--concurrency`` keep-alive
+process (pinned to core 1, a minimal HTTP/1.1 client on asyncio streams so
+that it costs far less than the server) that keeps ``--concurrency`` keep-alive
 connections busy with ``POST /api/items`` for ``--seconds``. Each run also
 measures ``GET /healthz`` on the same connections as a baseline, so the
 figures can be compared across noisy machines as a ratio. Prints medians of
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import statistics
@@ -26,8 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
+from urllib.parse import urlsplit
 
 from ticker.embedded import EmbeddedRedis
 
@@ -84,33 +85,62 @@ def token(redis_url: str, prefix: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+class Connection:
+    """A minimal keep-alive HTTP/1.1 client: the load generator must cost far less than the server."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
+        self.reader, self.writer, self.host = reader, writer, host
+
+    @classmethod
+    async def open(cls, url: str) -> Connection:
+        parts = urlsplit(url)
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        return cls(reader, writer, parts.netloc)
+
+    async def request(self, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> int:
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Length: {len(body)}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        self.writer.write(head.encode() + b"\r\n" + body)
+        response = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(response[9:12])
+        length = 0
+        for line in response.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 async def load(url: str, secret: str, *, publish: bool, seconds: float, concurrency: int) -> Run:
     latencies: list[float] = []
     errors = 0
-    headers = {"Authorization": f"Bearer {secret}"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    connections = [await Connection.open(url) for _ in range(concurrency)]
     cpu0 = time.process_time()
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as client:
-        start = time.perf_counter()
-        deadline = start + seconds
+    start = time.perf_counter()
+    deadline = start + seconds
 
-        async def worker(n: int) -> None:
-            nonlocal errors
-            i = 0
-            while time.perf_counter() < deadline:
-                t0 = time.perf_counter()
-                if publish:
-                    body = {"headline": f"Bench headline {n}-{i}", "labels": ["breaking"]}
-                    response = await client.post("/api/items", json=body)
-                    ok = response.status_code == 201
-                else:
-                    ok = (await client.get("/healthz")).status_code == 200
-                latencies.append(time.perf_counter() - t0)
-                errors += not ok
-                i += 1
+    async def worker(n: int, connection: Connection) -> None:
+        nonlocal errors
+        i = 0
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            if publish:
+                body = json.dumps({"headline": f"Bench headline {n}-{i}", "labels": ["breaking"]}).encode()
+                ok = await connection.request("POST", "/api/items", headers, body) == 201
+            else:
+                ok = await connection.request("GET", "/healthz", headers) == 200
+            latencies.append(time.perf_counter() - t0)
+            errors += not ok
+            i += 1
 
-        await asyncio.gather(*(worker(n) for n in range(concurrency)))
-        elapsed = time.perf_counter() - start
+    await asyncio.gather(*(worker(n, c) for n, c in enumerate(connections)))
+    elapsed = time.perf_counter() - start
+    for connection in connections:
+        connection.close()
     return Run(len(latencies), elapsed, latencies, errors, (time.process_time() - cpu0) / elapsed)
 
 
