@@ -247,9 +247,7 @@ class LoadGen:
 
     def __init__(self, procs: Processes) -> None:
         self.procs = procs
-        self.process = procs.start(
-            [sys.executable, "-m", "bench.loadgen"], core=procs.load_core, pipes=True
-        )
+        self.process = procs.start([sys.executable, "-m", "bench.loadgen"], core=procs.load_core, pipes=True)
 
     def call(self, cmd: str, patience: float, **args: Any) -> dict[str, Any]:
         stdin, stdout = self.process.stdin, self.process.stdout
@@ -360,9 +358,7 @@ class Bench:
         if keys:
             self.redis.delete(*keys)
 
-    def measure(
-        self, result: Result, pid: int, lg: LoadGen, host: str, port: int, prefix: str, sc: Scenario
-    ) -> None:
+    def measure(self, result: Result, pid: int, lg: LoadGen, host: str, port: int, prefix: str, sc: Scenario) -> None:
         args, fig = self.args, result.figures
         connect_timeout = 30 + sc.clients / 200
         deflate = args.deflate
@@ -380,9 +376,7 @@ class Bench:
         fig["rss_mib"] = rss1 / 1024
         fig["idle_kib_per_conn"] = (rss1 - rss0) / max(1, sc.clients)
         if answer["connected"] < sc.clients:
-            result.notes.append(
-                f"only {answer['connected']}/{sc.clients} connected: {answer['errors']}"
-            )
+            result.notes.append(f"only {answer['connected']}/{sc.clients} connected: {answer['errors']}")
             if answer["connected"] == 0:
                 raise RuntimeError(f"no client could connect: {answer['errors']}")
         if sc.rate <= 0:
@@ -431,9 +425,7 @@ class Bench:
                 f"{waited['closed']} closed"
             )
         if produced["behind_max"] > 0.5:
-            result.notes.append(
-                f"the producer fell {produced['behind_max']:.1f}s behind its schedule"
-            )
+            result.notes.append(f"the producer fell {produced['behind_max']:.1f}s behind its schedule")
         if fig["loadgen_lag_ms"] > LAG_NOTE_MS:
             result.notes.append(
                 f"the load generator's event loop ran up to {fig['loadgen_lag_ms']:.0f} ms late: "
@@ -538,9 +530,7 @@ def bench_redis(procs: Processes) -> Iterator[str]:
             break
         except redis.ConnectionError:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"Redis did not start (see {procs.workdir / 'redis.log'})"
-                ) from None
+                raise RuntimeError(f"Redis did not start (see {procs.workdir / 'redis.log'})") from None
             time.sleep(0.05)
         finally:
             client.close()
@@ -591,17 +581,13 @@ def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     header = ["server", *[c[1] for c in used]]
     body = [[name, *[fmt(fig.get(key), spec) for key, _, spec in used]] for name, fig in rows]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in [header, *body]
-    ]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in [header, *body]]
     return "\n".join(lines)
 
 
 def median_figures(results: list[Result]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
-    keys = {
-        k for r in results for k, v in r.figures.items() if isinstance(v, int | float) or v is None
-    }
+    keys = {k for r in results for k, v in r.figures.items() if isinstance(v, int | float) or v is None}
     for key in keys:
         values = [r.figures.get(key) for r in results]
         numbers = [v for v in values if isinstance(v, int | float)]
@@ -621,9 +607,7 @@ def ratio(ours: Any, ref: Any) -> str:
     return f"{ours / ref:.2f}x"
 
 
-def summary(
-    results: list[Result], scenarios: list[Scenario], servers: list[str], repeat: int
-) -> str:
+def summary(results: list[Result], scenarios: list[Scenario], servers: list[str], repeat: int) -> str:
     out = [f"\n=== medians of {repeat} run(s) per cell ==="]
     cells: dict[str, dict[str, dict[str, Any]]] = {}
     for sc in scenarios:
@@ -685,29 +669,22 @@ def targets(cells: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
         f": {verdict(ok)}"
     )
     p99 = get("1k-r10", "p99_ms")
-    lines.append(
-        f"latency 1k-r10: p99 {show(p99)} ms <= 50: {verdict(None if p99 is None else p99 <= 50)}"
-    )
+    lines.append(f"latency 1k-r10: p99 {show(p99)} ms <= 50: {verdict(None if p99 is None else p99 <= 50)}")
     for sc, limit in (("5k-r10", 300), ("1k-r100", 500)):
         p99, lost = get(sc, "p99_ms"), get(sc, "lost")
         ok = None if p99 is None or lost is None else p99 <= limit and lost == 0
         lines.append(f"{sc}: lost {show(lost)}, p99 {show(p99)} ms <= {limit}: {verdict(ok)}")
     kib = get("idle-10k", "idle_kib_per_conn")
     lines.append(
-        f"memory idle-10k: {show(kib, '{:.1f}')} KiB/connection <= 16: "
-        f"{verdict(None if kib is None else kib <= 16)}"
+        f"memory idle-10k: {show(kib, '{:.1f}')} KiB/connection <= 16: {verdict(None if kib is None else kib <= 16)}"
     )
     secs, lost = get("storm-5k", "storm_s"), get("storm-5k", "storm_lost")
     big, small = get("storm-5k", "storm_redis_cmds"), get("storm-1k", "storm_redis_cmds")
     ok = None if secs is None or lost is None else secs <= 3 and lost == 0
-    lines.append(
-        f"storm-5k: all caught up in {show(secs, '{:.2f}')} s <= 3, lost {show(lost)}: "
-        f"{verdict(ok)}"
-    )
+    lines.append(f"storm-5k: all caught up in {show(secs, '{:.2f}')} s <= 3, lost {show(lost)}: {verdict(ok)}")
     flat = None if big is None or small is None else big <= max(small * 1.5, small + 10)
     lines.append(
-        f"storm Redis commands: {show(small)} at N=1,000, {show(big)} at N=5,000, "
-        f"not growing with N: {verdict(flat)}"
+        f"storm Redis commands: {show(small)} at N=1,000, {show(big)} at N=5,000, not growing with N: {verdict(flat)}"
     )
     return lines
 
@@ -735,24 +712,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "and a websockets.broadcast() server.",
         epilog="Scenarios: " + "; ".join(f"{s.name} ({s.note})" for s in SCENARIOS.values()),
     )
-    parser.add_argument(
-        "--scenarios", default=",".join(SCENARIOS), help="comma-separated (default: all)"
-    )
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated (default: all)")
     parser.add_argument(
         "--servers",
         default=",".join(DEFAULT_SERVERS),
         help="comma-separated of " + ",".join(SERVERS),
     )
-    parser.add_argument(
-        "--clients", type=int, help="a custom scenario with this many clients (with --rate)"
-    )
+    parser.add_argument("--clients", type=int, help="a custom scenario with this many clients (with --rate)")
     parser.add_argument("--rate", type=float, help="events per second of the custom scenario")
-    parser.add_argument(
-        "--storm", action="store_true", help="the custom scenario ends with a reconnect storm"
-    )
-    parser.add_argument(
-        "--duration", type=float, default=DEFAULT_DURATION, help="seconds of publishing per run"
-    )
+    parser.add_argument("--storm", action="store_true", help="the custom scenario ends with a reconnect storm")
+    parser.add_argument("--duration", type=float, default=DEFAULT_DURATION, help="seconds of publishing per run")
     parser.add_argument(
         "--drain",
         type=float,
@@ -765,9 +734,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_STORM_EVENTS,
         help="events published while the storm's clients are away",
     )
-    parser.add_argument(
-        "--repeat", type=int, default=1, help="runs per cell; the summary shows medians"
-    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per cell; the summary shows medians")
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--load-core", type=int, default=1)
     parser.add_argument(
@@ -777,9 +744,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes with taskset")
     parser.add_argument("--json", type=Path, help="also write every run's figures to this file")
-    parser.add_argument(
-        "--logs", type=Path, help="keep the servers' and Redis's logs in this directory"
-    )
+    parser.add_argument("--logs", type=Path, help="keep the servers' and Redis's logs in this directory")
     args = parser.parse_args(argv)
     if (args.clients is None) != (args.rate is None):
         parser.error("--clients and --rate go together")
@@ -817,8 +782,7 @@ def pinning(args: argparse.Namespace) -> tuple[bool, str]:
         return False, f"not pinned: needs two distinct cores, this process may use {sorted(cores)}"
     return (
         True,
-        f"server and Redis on core {args.server_core}; "
-        f"load generator and producer on core {args.load_core}",
+        f"server and Redis on core {args.server_core}; load generator and producer on core {args.load_core}",
     )
 
 
@@ -828,9 +792,7 @@ def main(argv: list[str] | None = None) -> int:
     servers = [s for s in args.servers.split(",") if s]
     unknown = set(servers) - set(SERVERS)
     if unknown:
-        raise SystemExit(
-            f"unknown server(s) {', '.join(sorted(unknown))}; pick from {', '.join(SERVERS)}"
-        )
+        raise SystemExit(f"unknown server(s) {', '.join(sorted(unknown))}; pick from {', '.join(SERVERS)}")
     limit_note = raise_open_files(max(s.clients for s in scenarios) + 200)
     pin, pin_note = pinning(args)
 
@@ -841,10 +803,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGINT, interrupted)
     print(f"fan-out benchmark: {os.cpu_count()} cores; {pin_note}")
-    print(
-        "publishing through Store.publish (the publish path's Lua script) "
-        "from a separate producer process"
-    )
+    print("publishing through Store.publish (the publish path's Lua script) from a separate producer process")
     if limit_note:
         print(f"warning: {limit_note}")
     tuned = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("TICKER_"))
@@ -868,9 +827,7 @@ def main(argv: list[str] | None = None) -> int:
                             print_run(result, i, args.repeat)
                             if kind.startswith("ours") and not result.figures.get("connected"):
                                 dead.add(kind)
-                                print(
-                                    f"  note: {kind} has no working /ws here; skipping it from now on"
-                                )
+                                print(f"  note: {kind} has no working /ws here; skipping it from now on")
         except KeyboardInterrupt:
             print("\ninterrupted; stopping every process", file=sys.stderr)
             return 130

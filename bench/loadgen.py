@@ -322,9 +322,7 @@ class LoadGen:
         self.port = 0
         self.path = "/ws"
 
-    async def open_one(
-        self, client: Client | None, path: str, sem: asyncio.Semaphore, deadline: float
-    ) -> str:
+    async def open_one(self, client: Client | None, path: str, sem: asyncio.Semaphore, deadline: float) -> str:
         loop = asyncio.get_running_loop()
         async with sem:
             remaining = deadline - time.monotonic()
@@ -332,9 +330,7 @@ class LoadGen:
                 return "timeout"
             try:
                 _, proto = await asyncio.wait_for(
-                    loop.create_connection(
-                        lambda: client or Client(self.shared), self.host, self.port
-                    ),
+                    loop.create_connection(lambda: client or Client(self.shared), self.host, self.port),
                     remaining,
                 )
             except (OSError, TimeoutError) as exc:
@@ -346,16 +342,12 @@ class LoadGen:
             assert transport is not None
             transport.write(proto.request(self.host, self.port, path))
             try:
-                error = await asyncio.wait_for(
-                    asyncio.shield(proto.handshake), deadline - time.monotonic()
-                )
+                error = await asyncio.wait_for(asyncio.shield(proto.handshake), deadline - time.monotonic())
             except TimeoutError:
                 return "handshake timeout"
             return error
 
-    async def connect(
-        self, host: str, port: int, n: int, within: float, deflate: bool = False
-    ) -> dict[str, Any]:
+    async def connect(self, host: str, port: int, n: int, within: float, deflate: bool = False) -> dict[str, Any]:
         self.host, self.port = host, port
         self.shared.deflate = deflate
         before = len(self.clients)

@@ -67,9 +67,7 @@ def main() -> None:
         "--wait-for-go", action="store_true", help='print "ready" once started, then wait for a line on stdin'
     )
     args = parser.parse_args()
-    result = asyncio.run(
-        produce(args.redis_url, args.prefix, args.rate, args.start, args.count, args.wait_for_go)
-    )
+    result = asyncio.run(produce(args.redis_url, args.prefix, args.rate, args.start, args.count, args.wait_for_go))
     print(json.dumps(result), flush=True)
 
 

@@ -80,7 +80,10 @@ def token(redis_url: str, prefix: str) -> str:
     env = {**os.environ, "TICKER_REDIS_URL": redis_url, "TICKER_PREFIX": prefix}
     out = subprocess.run(
         [sys.executable, "-m", "ticker.cli", "token", "create", "--name", f"b{time.time_ns()}", "--scope", "admin"],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return out.stdout.strip().splitlines()[-1]
 
@@ -160,16 +163,20 @@ def main() -> None:
             asyncio.run(load(url, secret, publish=True, seconds=1, concurrency=args.concurrency))  # warm-up
             base, pubs = [], []
             for _ in range(args.repeat):
-                base.append(asyncio.run(load(url, secret, publish=False, seconds=args.seconds,
-                                             concurrency=args.concurrency)))
-                pubs.append(asyncio.run(load(url, secret, publish=True, seconds=args.seconds,
-                                             concurrency=args.concurrency)))
+                base.append(
+                    asyncio.run(load(url, secret, publish=False, seconds=args.seconds, concurrency=args.concurrency))
+                )
+                pubs.append(
+                    asyncio.run(load(url, secret, publish=True, seconds=args.seconds, concurrency=args.concurrency))
+                )
 
     def med(values: list[float]) -> float:
         return statistics.median(values)
 
-    print(f"publish bench: {args.repeat} runs x {args.seconds:.0f}s, concurrency {args.concurrency}, "
-          f"server pinned: {bool(pin(0))}")
+    print(
+        f"publish bench: {args.repeat} runs x {args.seconds:.0f}s, concurrency {args.concurrency}, "
+        f"server pinned: {bool(pin(0))}"
+    )
     for name, runs in (("GET /healthz (baseline)", base), ("POST /api/items", pubs)):
         print(
             f"  {name:<24} {med([r.rate for r in runs]):8.0f} req/s   "

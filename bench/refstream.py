@@ -61,9 +61,7 @@ class StreamTail:
     async def run(self) -> None:
         while True:
             try:
-                reply: Any = await self.redis.xread(
-                    {self.key: self.position}, count=READ_COUNT, block=READ_BLOCK_MS
-                )
+                reply: Any = await self.redis.xread({self.key: self.position}, count=READ_COUNT, block=READ_BLOCK_MS)
             except Exception:  # a reference keeps reading whatever happens, from where it was
                 log.exception("XREAD failed; retrying from %s", self.position)
                 continue
@@ -81,15 +79,12 @@ class StreamTail:
         last = cursor
         while parse_cursor(last) < parse_cursor(self.position):
             head = self.position
-            rows: Any = await self.redis.xrange(
-                self.key, min="(" + last, max=head, count=REPLAY_COUNT
-            )
+            rows: Any = await self.redis.xrange(self.key, min="(" + last, max=head, count=REPLAY_COUNT)
             if not rows:
                 return
             for entry_id, fields in rows:
                 await send(event_frame(entry_id, fields))
                 last = entry_id
-
 
     async def admit(self, cursor: str, send: Callable[[str], Awaitable[None]]) -> None:
         """Bring a new client up to date: a ``snapshot`` without a cursor, else the catch-up.

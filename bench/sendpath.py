@@ -56,12 +56,8 @@ WORDS = ("storm", "road", "harbour", "council", "vote", "budget", "strike", "rai
 def message(n: int) -> bytes:
     words = [WORDS[(n * 7 + i * 3) % len(WORDS)] for i in range(10)]
     headline = f"{n}: " + " ".join(words).capitalize()
-    item = json.dumps(
-        {**ITEM, "id": f"01jd0c5m8f3v6q2k9x7w{n:06d}", "headline": headline}, separators=(",", ":")
-    )
-    head = (
-        f'{{"type":"event","cursor":"1732000000000-{n}","op":"publish","ts":1732000000000,"item":'
-    )
+    item = json.dumps({**ITEM, "id": f"01jd0c5m8f3v6q2k9x7w{n:06d}", "headline": headline}, separators=(",", ":"))
+    head = f'{{"type":"event","cursor":"1732000000000-{n}","op":"publish","ts":1732000000000,"item":'
     return (head + item + "}").encode()
 
 
@@ -161,10 +157,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     names = ["asgi-task", "broadcast", "prepared", "deflate-per-client", "deflate-once"]
-    print(
-        f"{args.clients} connections, {args.rounds} messages of {len(message(0))} bytes,"
-        " median per delivery"
-    )
+    print(f"{args.clients} connections, {args.rounds} messages of {len(message(0))} bytes, median per delivery")
     for name in names:
         transports = await pairs(args.clients)
         micros = await run(name, transports, args.rounds)

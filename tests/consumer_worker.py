@@ -36,8 +36,16 @@ def main() -> None:
             out.write(f"{event.cursor} {event.op} {event.item.id}\n")
 
     consume(
-        args.redis_url, handle, group=args.group, name=args.name, prefix=args.prefix, start=args.start,
-        batch=args.batch, claim_idle=args.claim_idle, max_attempts=args.max_attempts, block_ms=200,
+        args.redis_url,
+        handle,
+        group=args.group,
+        name=args.name,
+        prefix=args.prefix,
+        start=args.start,
+        batch=args.batch,
+        claim_idle=args.claim_idle,
+        max_attempts=args.max_attempts,
+        block_ms=200,
     )
 
 

@@ -121,10 +121,14 @@ def test_bad_edits(http: httpx.Client, admin_token: str) -> None:
     assert_error(http.patch("/api/items/q1", json={}, headers=h), 422, "invalid")
     error = assert_error(http.patch("/api/items/q1", json={"kind": "correction"}, headers=h), 422, "invalid")
     assert [f["field"] for f in error["fields"]] == ["correction"]  # type: ignore[attr-defined]
-    assert_error(http.patch("/api/items/q1", json={"headline": "x"}, headers={**h, "If-Match": '"7"'}), 412,
-                 "precondition_failed")
-    assert_error(http.patch("/api/items/q1", json={"headline": "x"}, headers={**h, "If-Match": "soon"}), 400,
-                 "bad_request")
+    assert_error(
+        http.patch("/api/items/q1", json={"headline": "x"}, headers={**h, "If-Match": '"7"'}),
+        412,
+        "precondition_failed",
+    )
+    assert_error(
+        http.patch("/api/items/q1", json={"headline": "x"}, headers={**h, "If-Match": "soon"}), 400, "bad_request"
+    )
     assert_error(http.patch("/api/items/missing", json={"headline": "x"}, headers=h), 404, "not_found")
     assert_error(http.delete("/api/items/missing", headers=h), 404, "not_found")
     assert http.get("/api/items/q1").json()["version"] == 1
@@ -164,16 +168,25 @@ def test_revoked_token_is_refused_at_once(http: httpx.Client, settings: Settings
 def test_body_content_type_and_json_errors(http: httpx.Client, admin_token: str, settings: Settings) -> None:
     h = auth(admin_token)
     big = json.dumps({"headline": "x" * (settings.max_body_bytes + 10)})
-    assert_error(http.post("/api/items", content=big, headers={**h, "Content-Type": "application/json"}), 413,
-                 "too_large")
-    assert_error(http.post("/api/items", content="headline=x", headers={**h, "Content-Type": "text/plain"}), 415,
-                 "unsupported_media_type")
-    assert_error(http.post("/api/items", content="{nope", headers={**h, "Content-Type": "application/json"}), 400,
-                 "bad_request")
-    assert_error(http.post("/api/items", content="[1]", headers={**h, "Content-Type": "application/json"}), 422,
-                 "invalid")
-    assert_error(http.post("/api/items", content=b"\xff\xfe", headers={**h, "Content-Type": "application/json"}),
-                 400, "bad_request")
+    assert_error(
+        http.post("/api/items", content=big, headers={**h, "Content-Type": "application/json"}), 413, "too_large"
+    )
+    assert_error(
+        http.post("/api/items", content="headline=x", headers={**h, "Content-Type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+    )
+    assert_error(
+        http.post("/api/items", content="{nope", headers={**h, "Content-Type": "application/json"}), 400, "bad_request"
+    )
+    assert_error(
+        http.post("/api/items", content="[1]", headers={**h, "Content-Type": "application/json"}), 422, "invalid"
+    )
+    assert_error(
+        http.post("/api/items", content=b"\xff\xfe", headers={**h, "Content-Type": "application/json"}),
+        400,
+        "bad_request",
+    )
     assert stream_length(settings) == 0
 
 

@@ -39,9 +39,7 @@ def test_fanout_benchmark_runs_every_server_at_tiny_scale(tmp_path: Path) -> Non
         "--json",
         str(report),
     ]
-    done = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=units(240), check=False
-    )
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=units(240), check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     runs = json.loads(report.read_text())
     assert sorted(run["server"] for run in runs) == sorted(SERVERS)

@@ -20,7 +20,11 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> s
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "ticker.cli", *args],
-        capture_output=True, text=True, env=full_env, timeout=units(timeout), check=False,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=units(timeout),
+        check=False,
     )
 
 
@@ -54,8 +58,7 @@ def test_tokens_create_list_revoke(env: dict[str, str]) -> None:
 
 
 def test_publish_update_retract_straight_to_redis(env: dict[str, str]) -> None:
-    published = run("publish", "Storm closes the coast road", "--label", "breaking", "--id", "storm", "--json",
-                    env=env)
+    published = run("publish", "Storm closes the coast road", "--label", "breaking", "--id", "storm", "--json", env=env)
     assert published.returncode == 0, published.stderr
     answer = json.loads(published.stdout)
     assert answer["item"]["labels"] == ["breaking"] and answer["cursor"]
@@ -143,7 +146,10 @@ def test_serve_with_embedded_redis_starts_and_stops_cleanly(state_dir: Path) -> 
     run("publish", "Kept from before", "--id", "kept", env=env)
     proc = subprocess.Popen(
         [sys.executable, "-m", "ticker.cli", "serve", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert proc.stdout

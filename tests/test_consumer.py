@@ -64,9 +64,24 @@ class Group:
 
     def worker(self, name: str, *options: str) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.consumer_worker", "--redis-url", self.redis_url, "--prefix",
-             self.prefix, "--group", self.name, "--name", name, "--out", str(self.out(name)), *options],
-            cwd=ROOT, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "tests.consumer_worker",
+                "--redis-url",
+                self.redis_url,
+                "--prefix",
+                self.prefix,
+                "--group",
+                self.name,
+                "--name",
+                name,
+                "--out",
+                str(self.out(name)),
+                *options,
+            ],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
         )
         self.procs.append(proc)
         return proc

@@ -37,9 +37,7 @@ def assert_gapless(reader: LiveReader, published: list[str]) -> None:
     assert reader.cursors() == expected, f"{len(reader.cursors())} events, expected {len(expected)}"
 
 
-def test_200_clients_across_two_processes_with_20_percent_cut_and_moved(
-    settings: Settings, tmp_path: Path
-) -> None:
+def test_200_clients_across_two_processes_with_20_percent_cut_and_moved(settings: Settings, tmp_path: Path) -> None:
     assert settings.redis_url
     token = make_token(settings, "desk", Scope.ADMIN)
     servers = [ServerProcess(settings.redis_url, settings.prefix, tmp_path) for _ in range(2)]
@@ -60,12 +58,8 @@ def test_200_clients_across_two_processes_with_20_percent_cut_and_moved(
                     published.append(await publish(http, f"before the cut {i}"))
                 cut = random.Random(7).sample(range(200), 40)
                 await asyncio.gather(*(readers[i].cut() for i in cut))
-                publishing = asyncio.create_task(
-                    publish_many(http, published, 20, "while they are away")
-                )
-                await asyncio.gather(
-                    *(readers[i].connect(servers[(i + 1) % 2].ws_url) for i in cut)
-                )
+                publishing = asyncio.create_task(publish_many(http, published, 20, "while they are away"))
+                await asyncio.gather(*(readers[i].connect(servers[(i + 1) % 2].ws_url) for i in cut))
                 await publishing
                 for i in range(20):
                     published.append(await publish(http, f"after {i}"))
@@ -96,9 +90,7 @@ def test_redis_stopped_and_restarted_under_live_clients(tmp_path: Path) -> None:
     prefix = "outage"
     settings = Settings(redis_url=url, prefix=prefix, state_dir=tmp_path / "state")
     token = make_token(settings, "desk", Scope.ADMIN)
-    server = ServerProcess(
-        url, prefix, tmp_path, TICKER_READER_BLOCK_MS="500", TICKER_WRITE_RATE="1000"
-    )
+    server = ServerProcess(url, prefix, tmp_path, TICKER_READER_BLOCK_MS="500", TICKER_WRITE_RATE="1000")
     try:
         wait_for(server.ready, timeout=30, what="server ready")
 
@@ -115,9 +107,7 @@ def test_redis_stopped_and_restarted_under_live_clients(tmp_path: Path) -> None:
             await asyncio.gather(*(r.connect() for r in readers))
             await asyncio.gather(*(r.wait_started() for r in readers))
             headers = {"Authorization": f"Bearer {token}"}
-            async with httpx.AsyncClient(
-                base_url=server.url, headers=headers, timeout=units(10)
-            ) as http:
+            async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=units(10)) as http:
                 published = [await publish(http, f"before {i}") for i in range(5)]
                 await wait_async(lambda: all(r.cursor == published[-1] for r in readers))
 
@@ -137,9 +127,7 @@ def test_redis_stopped_and_restarted_under_live_clients(tmp_path: Path) -> None:
                 await wait_async(server.ready, within=30, what="ready again")
                 published += [await publish(http, f"after {i}") for i in range(5)]
             everyone = [*readers, late]
-            await wait_async(
-                lambda: all(r.cursor == published[-1] for r in everyone), what="catching up"
-            )
+            await wait_async(lambda: all(r.cursor == published[-1] for r in everyone), what="catching up")
             for reader in everyone:
                 assert_gapless(reader, published)
                 assert reader.close_code is None

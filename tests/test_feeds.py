@@ -15,10 +15,39 @@ import pytest
 from tests.support import ServerThread
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
-FEED_KEYS = {"version", "title", "home_page_url", "feed_url", "description", "user_comment", "next_url", "icon",
-             "favicon", "authors", "language", "expired", "hubs", "items"}
-ITEM_KEYS = {"id", "url", "external_url", "title", "content_html", "content_text", "summary", "image",
-             "banner_image", "date_published", "date_modified", "authors", "tags", "language", "attachments"}
+FEED_KEYS = {
+    "version",
+    "title",
+    "home_page_url",
+    "feed_url",
+    "description",
+    "user_comment",
+    "next_url",
+    "icon",
+    "favicon",
+    "authors",
+    "language",
+    "expired",
+    "hubs",
+    "items",
+}
+ITEM_KEYS = {
+    "id",
+    "url",
+    "external_url",
+    "title",
+    "content_html",
+    "content_text",
+    "summary",
+    "image",
+    "banner_image",
+    "date_published",
+    "date_modified",
+    "authors",
+    "tags",
+    "language",
+    "attachments",
+}
 TOMBSTONE = "{http://purl.org/atompub/tombstones/1.0}"
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -40,10 +69,24 @@ def newsroom(http: httpx.Client, admin_token: str) -> dict[str, str]:
     def patch(item_id: str, body: dict[str, Any]) -> None:
         assert http.patch(f"/api/items/{item_id}", json=body, headers=auth).status_code == 200
 
-    post({"id": "plain", "headline": "Markets open <b>flat</b> & calm", "published_at": "2026-01-01T08:00:00Z",
-          "labels": ["analysis"], "author": "Ana Lyst", "lang": "en"})
-    post({"id": "edited", "headline": "Storm nears", "published_at": "2026-01-01T09:00:00Z",
-          "url": "https://example.com/storm"})
+    post(
+        {
+            "id": "plain",
+            "headline": "Markets open <b>flat</b> & calm",
+            "published_at": "2026-01-01T08:00:00Z",
+            "labels": ["analysis"],
+            "author": "Ana Lyst",
+            "lang": "en",
+        }
+    )
+    post(
+        {
+            "id": "edited",
+            "headline": "Storm nears",
+            "published_at": "2026-01-01T09:00:00Z",
+            "url": "https://example.com/storm",
+        }
+    )
     patch("edited", {"headline": "Storm makes landfall"})
     post({"id": "fixed", "headline": "Cup final: 2-1", "channel": "sport", "published_at": "2026-01-01T10:00:00Z"})
     patch("fixed", {"kind": "correction", "correction": "The score was 3-1", "headline": "Cup final: 3-1"})

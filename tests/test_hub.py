@@ -46,12 +46,7 @@ class Sink:
         self.closed = (code, reason)
 
     def messages(self) -> list[dict[str, Any]]:
-        return [
-            json.loads(line)
-            for data in self.got
-            for payload in data
-            for line in payload.split("\n")
-        ]
+        return [json.loads(line) for data in self.got for payload in data for line in payload.split("\n")]
 
 
 def loaded(n: int = 3, history_size: int = 100) -> Hub:

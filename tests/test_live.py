@@ -51,9 +51,7 @@ async def close_code(url: str, send: str | bytes | None = None, **kwargs: Any) -
         return ws.close_code
 
 
-def test_snapshot_then_live_events_with_server_time(
-    server: ServerThread, http: httpx.Client
-) -> None:
+def test_snapshot_then_live_events_with_server_time(server: ServerThread, http: httpx.Client) -> None:
     publish(http, "Quake hits", id="q1")
     publish(http, "Pinned", id="p1", pinned=True)
 
@@ -64,19 +62,13 @@ def test_snapshot_then_live_events_with_server_time(
         cursor = await asyncio.to_thread(publish, http, "Aftershock", id="q2")
         await wait_async(lambda: reader.cursors() == [cursor], what="the live event")
         event = reader.events[0]
-        assert (
-            event["op"] == "publish"
-            and event["item"]["id"] == "q2"
-            and isinstance(event["ts"], int)
-        )
+        assert event["op"] == "publish" and event["item"]["id"] == "q2" and isinstance(event["ts"], int)
         await reader.close()
 
     asyncio.run(run())
     snapshot = asyncio.run(first_messages(f"{server.ws_url}/ws", 1))[0]
     assert snapshot["type"] == "snapshot"
-    assert [i["id"] for i in snapshot["items"]][:2] == ["q2", "p1"] and [
-        i["id"] for i in snapshot["pinned"]
-    ] == ["p1"]
+    assert [i["id"] for i in snapshot["items"]][:2] == ["q2", "p1"] and [i["id"] for i in snapshot["pinned"]] == ["p1"]
     older = http.get("/api/items", params={"before": snapshot["next"]})
     assert older.status_code == 200 and [i["id"] for i in older.json()["items"]] == []
 
@@ -108,19 +100,14 @@ def test_bad_unknown_and_expired_cursors_reset_then_snapshot(
 def test_cursor_older_than_history_resets(settings: Settings, admin_token: str) -> None:
     running = ServerThread(dataclasses.replace(settings, history_size=2)).start()
     try:
-        with httpx.Client(
-            base_url=running.url, headers={"Authorization": f"Bearer {admin_token}"}
-        ) as http:
+        with httpx.Client(base_url=running.url, headers={"Authorization": f"Bearer {admin_token}"}) as http:
             old = publish(http, "old")
             for i in range(6):
                 publish(http, f"n{i}")
             applied = b"ticker_changes_total 7.0"
             wait_for(lambda: applied in http.get("/metrics").content, what="all applied")
             got = asyncio.run(first_messages(f"{running.ws_url}/ws?cursor={old}", 2))
-            assert (
-                got[0] == {"type": "reset", "reason": "cursor too old"}
-                and got[1]["type"] == "snapshot"
-            )
+            assert got[0] == {"type": "reset", "reason": "cursor too old"} and got[1]["type"] == "snapshot"
     finally:
         running.stop()
 
@@ -234,9 +221,7 @@ def test_client_that_never_reads_is_closed_while_100_others_get_everything(
     running = ServerThread(
         dataclasses.replace(settings, client_buffer_bytes=32 * 1024, send_buffer_bytes=16 * 1024)
     ).start()
-    http = httpx.Client(
-        base_url=running.url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=10
-    )
+    http = httpx.Client(base_url=running.url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=10)
 
     def slow_closes() -> float:
         for line in http.get("/metrics").text.splitlines():
@@ -253,14 +238,10 @@ def test_client_that_never_reads_is_closed_while_100_others_get_everything(
         headline = "A long headline to fill the buffers quickly " * 6
         while not slow_closes():
             assert len(cursors) < 3000, "the stalled client was never closed"
-            cursors += await asyncio.gather(
-                *(asyncio.to_thread(publish, http, headline) for _ in range(20))
-            )
+            cursors += await asyncio.gather(*(asyncio.to_thread(publish, http, headline) for _ in range(20)))
         cursors += [await asyncio.to_thread(publish, http, "after")]
         cursors.sort(key=lambda c: tuple(map(int, c.split("-"))))
-        await wait_async(
-            lambda: all(r.cursors() == cursors for r in readers), what="every event everywhere"
-        )
+        await wait_async(lambda: all(r.cursors() == cursors for r in readers), what="every event everywhere")
         assert await asyncio.to_thread(read_close_code, stalled) == 1013
         await asyncio.gather(*(r.close() for r in readers))
 
@@ -271,12 +252,8 @@ def test_client_that_never_reads_is_closed_while_100_others_get_everything(
         running.stop()
 
 
-def test_sse_from_now_and_resume_with_last_event_id(
-    server: ServerThread, http: httpx.Client
-) -> None:
-    def read_events(
-        client: httpx.Client, count: int, **headers: str
-    ) -> list[tuple[str | None, dict[str, Any]]]:
+def test_sse_from_now_and_resume_with_last_event_id(server: ServerThread, http: httpx.Client) -> None:
+    def read_events(client: httpx.Client, count: int, **headers: str) -> list[tuple[str | None, dict[str, Any]]]:
         got: list[tuple[str | None, dict[str, Any]]] = []
         with client.stream("GET", "/api/events", headers=headers) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
@@ -295,9 +272,7 @@ def test_sse_from_now_and_resume_with_last_event_id(
 
     async def live() -> list[tuple[str | None, dict[str, Any]]]:
         task = asyncio.create_task(asyncio.to_thread(read_events, http, 1))
-        await wait_async(
-            lambda: b'ticker_connections{transport="sse"} 1.0' in http.get("/metrics").content
-        )
+        await wait_async(lambda: b'ticker_connections{transport="sse"} 1.0' in http.get("/metrics").content)
         await asyncio.to_thread(publish, http, "live one")
         return await task
 
@@ -329,29 +304,21 @@ def test_metrics_and_readiness(server: ServerThread, http: httpx.Client) -> None
 
 
 def test_heartbeats_drop_a_dead_peer(settings: Settings) -> None:
-    running = ServerThread(
-        dataclasses.replace(settings, ping_interval=0.2, ping_timeout=0.3)
-    ).start()
+    running = ServerThread(dataclasses.replace(settings, ping_interval=0.2, ping_timeout=0.3)).start()
     gauge = b'ticker_connections{transport="ws"} '
     try:
         with httpx.Client(base_url=running.url) as http:
             dead = stalled_client(running.url)  # answers no ping
             assert read_close_code(dead) == 1011
-            wait_for(
-                lambda: gauge + b"0.0" in http.get("/metrics").content, what="the dead peer dropped"
-            )
+            wait_for(lambda: gauge + b"0.0" in http.get("/metrics").content, what="the dead peer dropped")
     finally:
         running.stop()
 
 
-def test_portable_asgi_send_path_gives_the_same_protocol(
-    settings: Settings, admin_token: str
-) -> None:
+def test_portable_asgi_send_path_gives_the_same_protocol(settings: Settings, admin_token: str) -> None:
     running = ServerThread(dataclasses.replace(settings, direct_frames=False)).start()
     try:
-        with httpx.Client(
-            base_url=running.url, headers={"Authorization": f"Bearer {admin_token}"}
-        ) as http:
+        with httpx.Client(base_url=running.url, headers={"Authorization": f"Bearer {admin_token}"}) as http:
             start = publish(http, "one")
             later = [publish(http, f"n{i}") for i in range(3)]
             got = asyncio.run(first_messages(f"{running.ws_url}/ws?cursor={start}", 3))

@@ -42,9 +42,7 @@ def test_cors_allows_anonymous_reads_only(http: httpx.Client, admin_token: str) 
     origin = {"Origin": "http://news.example"}
     for path in ("/api/items", "/static/ticker.js", "/static/ticker.css", "/widget.json"):
         answer = http.get(path, headers=origin)
-        assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == "*", (
-            path
-        )
+        assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == "*", path
     write = http.post(
         "/api/items",
         headers={**origin, "Authorization": f"Bearer {admin_token}"},
@@ -56,9 +54,7 @@ def test_cors_allows_anonymous_reads_only(http: httpx.Client, admin_token: str) 
 
 def test_widget_settings_and_static_files(http: httpx.Client) -> None:
     shown = http.get("/widget.json").json()
-    assert (
-        shown["timezone"] == "UTC" and shown["locale"] == "en-GB" and "opinion" in shown["labels"]
-    )
+    assert shown["timezone"] == "UTC" and shown["locale"] == "en-GB" and "opinion" in shown["labels"]
     script = http.get("/static/ticker.js")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert "innerHTML" not in script.text and "eval(" not in script.text

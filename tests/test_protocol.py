@@ -45,9 +45,7 @@ def test_plan_known_cursor_replays_after_it() -> None:
 def test_plan_resets_old_unknown_and_malformed_cursors() -> None:
     assert plan("0-5", known=False, base="1-0", head="5-0", now_ms=NOW).reason == "cursor too old"
     assert plan("3-7", known=False, base="1-0", head="5-0", now_ms=NOW).reason == "unknown cursor"
-    assert (
-        plan("nope", known=False, base="1-0", head="5-0", now_ms=NOW).reason == "malformed cursor"
-    )
+    assert plan("nope", known=False, base="1-0", head="5-0", now_ms=NOW).reason == "malformed cursor"
     for cursor in ["0-5", "3-7", "nope"]:
         assert plan(cursor, known=False, base="1-0", head="5-0", now_ms=NOW).kind == "reset"
 
@@ -56,9 +54,7 @@ def test_plan_cursor_slightly_ahead_waits_for_it_but_far_future_resets() -> None
     head = f"{NOW - 10}-0"
     ahead = plan(f"{NOW}-0", known=False, base="1-0", head=head, now_ms=NOW)
     assert (ahead.kind, ahead.after) == ("replay", f"{NOW}-0")
-    assert (
-        plan(f"{NOW + 3_600_000}-0", known=False, base="1-0", head=head, now_ms=NOW).kind == "reset"
-    )
+    assert plan(f"{NOW + 3_600_000}-0", known=False, base="1-0", head=head, now_ms=NOW).kind == "reset"
 
 
 def test_channel_filter_passes_moves_to_both_channels() -> None:
@@ -120,9 +116,7 @@ def test_sse_text_carries_cursor_ids() -> None:
 
 
 def test_close_codes_say_whether_to_reconnect() -> None:
-    assert (
-        should_reconnect(CloseCode.GOING_AWAY) and should_reconnect(1012) and should_reconnect(1013)
-    )
+    assert should_reconnect(CloseCode.GOING_AWAY) and should_reconnect(1012) and should_reconnect(1013)
     assert should_reconnect(4429) and should_reconnect(1011)
     for code in (1000, 1003, 1008, 1009, 4400):
         assert not should_reconnect(code)

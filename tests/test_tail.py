@@ -42,7 +42,10 @@ def env(settings: Settings) -> dict[str, str]:
 def tail(settings: Settings, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "ticker.cli", "tail", *args],
-        env=env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

@@ -94,8 +94,11 @@ def create_app(settings: Settings) -> Starlette:
         # timeout longer than the block so only a real stall times out.
         follow = connect(redis_url, socket_connect_timeout=5, socket_timeout=settings.reader_block_ms / 1000 + 10)
         reader = app.state.reader = Reader(
-            hub, Store(follow, prefix=settings.prefix), count=settings.reader_count,
-            block_ms=settings.reader_block_ms, max_lag=settings.max_reader_lag,
+            hub,
+            Store(follow, prefix=settings.prefix),
+            count=settings.reader_count,
+            block_ms=settings.reader_block_ms,
+            max_lag=settings.max_reader_lag,
         )
         task = asyncio.create_task(reader.run(), name="ticker-stream-reader")
         try:
@@ -116,7 +119,9 @@ def create_app(settings: Settings) -> Starlette:
 
     handlers: dict[Any, Any] = {TickerError: ticker_error, HTTPException: http_error, RedisError: redis_error}
     hub = Hub(
-        metrics=Metrics(), history_size=settings.history_size, snapshot_limit=settings.snapshot_limit,
+        metrics=Metrics(),
+        history_size=settings.history_size,
+        snapshot_limit=settings.snapshot_limit,
         snapshot_pool=settings.snapshot_pool,
     )
     routes = [*api.routes, *sse.routes, *live.routes, *feeds.routes, *pages.routes]

@@ -107,10 +107,17 @@ def _parser() -> Parser:
     retract.add_argument("--if-match", type=int, metavar="VERSION")
 
     tail = sub.add_parser("tail", parents=[common], help="follow the stream of changes, optionally in a consumer group")
-    tail.add_argument("--from", dest="start", metavar="CURSOR",
-                      help="where to start: 'new' (default), 'oldest' (start of retention) or a cursor")
-    tail.add_argument("--group", help="read as a member of this consumer group and acknowledge each change "
-                      "after printing it (the group is created at --from, default 'new')")
+    tail.add_argument(
+        "--from",
+        dest="start",
+        metavar="CURSOR",
+        help="where to start: 'new' (default), 'oldest' (start of retention) or a cursor",
+    )
+    tail.add_argument(
+        "--group",
+        help="read as a member of this consumer group and acknowledge each change "
+        "after printing it (the group is created at --from, default 'new')",
+    )
     tail.add_argument("--consumer", metavar="NAME", help="this member's name in --group (keep it across restarts)")
     tail.add_argument("--channel", help="only changes to items of this channel")
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -120,8 +127,13 @@ def _parser() -> Parser:
     tsub = token.add_subparsers(dest="token_command", required=True, parser_class=Parser)
     create = tsub.add_parser("create", parents=[common], help="create a token (printed once, on the last line)")
     create.add_argument("--name", required=True)
-    create.add_argument("--scope", action="append", dest="scopes", required=True,
-                        help="publish, edit, retract or admin; repeat for several")
+    create.add_argument(
+        "--scope",
+        action="append",
+        dest="scopes",
+        required=True,
+        help="publish, edit, retract or admin; repeat for several",
+    )
     tsub.add_parser("list", parents=[common], help="names, scopes and last use (never secrets)")
     revoke = tsub.add_parser("revoke", parents=[common], help="revoke a token on every server at once")
     revoke.add_argument("name")
@@ -163,9 +175,7 @@ def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[int]]) 
         try:
             return asyncio.run(go())
         except RedisError as exc:
-            raise TickerError(
-                f"cannot use Redis at {url}: {exc}; is it running? check TICKER_REDIS_URL"
-            ) from None
+            raise TickerError(f"cannot use Redis at {url}: {exc}; is it running? check TICKER_REDIS_URL") from None
 
 
 def actor() -> str:

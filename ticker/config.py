@@ -221,5 +221,3 @@ def validate(settings: Settings) -> None:
         raise ConfigError(
             f"display time zone {settings.display_timezone!r} is unknown; use an IANA name such as Europe/Kyiv"
         ) from None
-
-

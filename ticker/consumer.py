@@ -279,7 +279,11 @@ class Consumer:
             else:
                 log.warning(
                     "handler failed on %s (attempt %d of %d; retried after %gs): %s",
-                    cursor, attempts, self.max_attempts, self.claim_idle, describe(exc, short=True),
+                    cursor,
+                    attempts,
+                    self.max_attempts,
+                    self.claim_idle,
+                    describe(exc, short=True),
                 )
             return
         await self.store.ack(self.group, cursor)
@@ -295,8 +299,13 @@ class Consumer:
         }
         dead = await self.store.dead_letter(self.group, cursor, fields, note)
         self.stats.dead_lettered += 1
-        log.error("entry %s moved to the dead-letter stream as %s after %d attempts: %s",
-                  cursor, dead, attempts, error.splitlines()[-1] if error else "")
+        log.error(
+            "entry %s moved to the dead-letter stream as %s after %d attempts: %s",
+            cursor,
+            dead,
+            attempts,
+            error.splitlines()[-1] if error else "",
+        )
 
     async def _trimmed(self, cursor: str) -> None:
         self.stats.trimmed += 1
@@ -311,7 +320,8 @@ class Consumer:
             self._gap_seen = last
             log.warning(
                 "group %s fell behind retention: entries after %s were trimmed before it read them",
-                self.group, last,
+                self.group,
+                last,
             )
 
 

@@ -168,11 +168,7 @@ class Producer:
 
 def demo_settings(settings: Settings) -> Settings:
     """The demo's own prefix unless another was asked for."""
-    return (
-        settings
-        if settings.prefix != DEFAULT_PREFIX
-        else settings.with_overrides(prefix=DEMO_PREFIX)
-    )
+    return settings if settings.prefix != DEFAULT_PREFIX else settings.with_overrides(prefix=DEMO_PREFIX)
 
 
 async def prepare(settings: Settings, redis_url: str) -> tuple[Store, str]:
@@ -199,9 +195,7 @@ def banner(base_url: str, token: str, interval: float) -> str:
     )
 
 
-def run(
-    settings: Settings, *, interval: float = DEFAULT_INTERVAL, log_level: str = "warning"
-) -> int:
+def run(settings: Settings, *, interval: float = DEFAULT_INTERVAL, log_level: str = "warning") -> int:
     """Start Redis (embedded unless configured), the server and the producer; block until Ctrl+C."""
     from ticker.app import create_app
     from ticker.cli import _server_class, bind, redis_url

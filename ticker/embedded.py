@@ -103,12 +103,18 @@ class EmbeddedRedis:
         sock_path = self.directory / "redis.sock"
         args = [
             server_binary(),
-            "--dir", str(self.directory),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--save", "",
-            "--logfile", "redis.log",
-            "--daemonize", "no",
+            "--dir",
+            str(self.directory),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--logfile",
+            "redis.log",
+            "--daemonize",
+            "no",
         ]
         if len(str(sock_path)) <= MAX_SOCKET_PATH:
             with contextlib.suppress(FileNotFoundError):
@@ -121,7 +127,10 @@ class EmbeddedRedis:
             url = f"redis://127.0.0.1:{port}"
         try:
             self.process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
                 start_new_session=True,
             )
         except OSError as exc:
@@ -133,9 +142,7 @@ class EmbeddedRedis:
                 log = self.directory / "redis.log"
                 tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
                 raise ConfigError(
-                    "the embedded Redis did not start"
-                    + (f": {tail[0]}" if tail else "")
-                    + f" (see {log})"
+                    "the embedded Redis did not start" + (f": {tail[0]}" if tail else "") + f" (see {log})"
                 )
             time.sleep(0.02)
         return url

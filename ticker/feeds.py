@@ -97,8 +97,13 @@ def json_feed(base: str, feed_url: str, channel: str | None, page: Page, gone: l
             "title": item.headline,
             "content_text": edit_note(item),
             "date_published": format_time(item.published_at),
-            "_ticker": {"version": item.version, "channel": item.channel, "edit": edit_kind(item),
-                        "correction": item.correction, "pinned": item.pinned},
+            "_ticker": {
+                "version": item.version,
+                "channel": item.channel,
+                "edit": edit_kind(item),
+                "correction": item.correction,
+                "pinned": item.pinned,
+            },
         }
         if item.updated_at is not None:
             entry["date_modified"] = format_time(item.updated_at)
@@ -117,8 +122,10 @@ def json_feed(base: str, feed_url: str, channel: str | None, page: Page, gone: l
         "items": items,
         "_ticker": {
             "cursor": page.cursor,
-            "retracted": [{"id": item.id, "cursor": cursor, "retracted_at": format_time(cursor_time(cursor))}
-                          for item, cursor in gone],
+            "retracted": [
+                {"id": item.id, "cursor": cursor, "retracted_at": format_time(cursor_time(cursor))}
+                for item, cursor in gone
+            ],
         },
     }
 
@@ -138,8 +145,8 @@ def atom_feed(base: str, feed_url: str, channel: str | None, page: Page, gone: l
         _text("title", FEED_TITLE if channel is None else f"{FEED_TITLE}: {channel}"),
         _text("updated", updated),
         f"<author>{_text('name', FEED_TITLE)}</author>",
-        f"<link rel=\"self\" type=\"application/atom+xml\" href={quoteattr(feed_url)}/>",
-        f"<link rel=\"alternate\" type=\"text/html\" href={quoteattr(base + '/')}/>",
+        f'<link rel="self" type="application/atom+xml" href={quoteattr(feed_url)}/>',
+        f'<link rel="alternate" type="text/html" href={quoteattr(base + "/")}/>',
     ]
     for item in page.items:
         out.append("<entry>")
@@ -150,11 +157,11 @@ def atom_feed(base: str, feed_url: str, channel: str | None, page: Page, gone: l
         if item.author:
             out.append(f"<author>{_text('name', item.author)}</author>")
         if item.url:
-            out.append(f"<link rel=\"alternate\" href={quoteattr(item.url)}/>")
+            out.append(f'<link rel="alternate" href={quoteattr(item.url)}/>')
         for label in item.labels:
             out.append(f"<category term={quoteattr(label)}/>")
         if (kind := edit_kind(item)) is not None:
-            out.append(f"<category scheme=\"urn:ticker:edit\" term={quoteattr(kind)}/>")
+            out.append(f'<category scheme="urn:ticker:edit" term={quoteattr(kind)}/>')
         out.append(_text("content", edit_note(item), type="text"))
         out.append("</entry>")
     for item, cursor in gone:
@@ -200,16 +207,20 @@ def openapi_paths() -> dict[str, Any]:
     ]
 
     def feed(summary: str, media_type: str) -> dict[str, Any]:
-        return {"get": {
-            "summary": summary,
-            "parameters": params,
-            "responses": {
-                "200": {"description": "The feed (ETag: the stream cursor)", "content": {media_type: {}}},
-                "304": {"description": "Not modified since the ETag or date given"},
-                "400": {"description": "Malformed channel or limit",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            },
-        }}
+        return {
+            "get": {
+                "summary": summary,
+                "parameters": params,
+                "responses": {
+                    "200": {"description": "The feed (ETag: the stream cursor)", "content": {media_type: {}}},
+                    "304": {"description": "Not modified since the ETag or date given"},
+                    "400": {
+                        "description": "Malformed channel or limit",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                },
+            }
+        }
 
     return {
         "/feed.json": feed("JSON Feed 1.1 of the newest items", "application/feed+json"),

@@ -152,9 +152,7 @@ class Hub:
 
     # --- state ----------------------------------------------------------------------
 
-    def load(
-        self, cursor: str, items: Iterable[str], history: Sequence[Change], *, complete: bool
-    ) -> None:
+    def load(self, cursor: str, items: Iterable[str], history: Sequence[Change], *, complete: bool) -> None:
         """Start (or start over) from a snapshot current as of ``cursor`` and the changes up to it.
 
         ``complete`` says ``history`` is the whole retained stream. When the hub
@@ -188,17 +186,13 @@ class Hub:
     def _entry(self, change: Change, previous: str | None = None) -> Entry:
         channel = json.loads(change.item)["channel"]
         message = event_message(change.cursor, change.op, change.ts, change.item)
-        return Entry(
-            change.cursor, message, channel, previous if previous != channel else None, change.ts
-        )
+        return Entry(change.cursor, message, channel, previous if previous != channel else None, change.ts)
 
     def _prune(self) -> None:
         if len(self._items) <= 2 * self.snapshot_pool:
             return
         ranked = sorted(self._items.items(), key=lambda kv: kv[1].sort_key, reverse=True)
-        self._items = {
-            k: v for i, (k, v) in enumerate(ranked) if i < self.snapshot_pool or v.pinned
-        }
+        self._items = {k: v for i, (k, v) in enumerate(ranked) if i < self.snapshot_pool or v.pinned}
 
     def snapshot(self, channel: str | None) -> Message:
         """The current snapshot for a channel filter, built once per change."""
@@ -264,9 +258,7 @@ class Hub:
         later = [e.message for e in due if cursor_key(e.cursor) > ahead]
         if cursor_key(due[-1].cursor) >= ahead:
             subscriber.ahead = None
-        if later and self._deliver(
-            subscriber, encode(subscriber.sink.kind, later, self.max_frame_bytes)
-        ):
+        if later and self._deliver(subscriber, encode(subscriber.sink.kind, later, self.max_frame_bytes)):
             self.metrics.deliveries.inc(len(later))
 
     def _deliver(self, subscriber: Subscriber, data: Any) -> bool:
@@ -301,9 +293,7 @@ class Hub:
             subscriber.ahead = start.after
         self._groups.setdefault((channel, sink.kind), set()).add(subscriber)
         self.metrics.connections.labels(sink.kind).inc()
-        if messages and self._deliver(
-            subscriber, encode(sink.kind, messages, self.max_frame_bytes)
-        ):
+        if messages and self._deliver(subscriber, encode(sink.kind, messages, self.max_frame_bytes)):
             self.metrics.deliveries.inc(len(messages))
             self.metrics.frames.inc()
         return subscriber

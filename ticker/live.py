@@ -31,9 +31,7 @@ async def refuse(websocket: WebSocket, metrics: Metrics, code: int, reason: str)
     await websocket.close(code, reason)
 
 
-def check(
-    websocket: WebSocket, settings: Settings, counter: ConnectionCounter, address: str
-) -> tuple[int, str] | None:
+def check(websocket: WebSocket, settings: Settings, counter: ConnectionCounter, address: str) -> tuple[int, str] | None:
     """The close code and reason for a connection that may not proceed, else None."""
     headers = Headers(scope=websocket.scope)  # not cached on the socket: see live()
     if not origin_allowed(headers.get("origin"), headers.get("host"), settings.allowed_origins):
@@ -73,23 +71,13 @@ async def live(websocket: WebSocket) -> None:
     counter.add(address)
     try:
         if not await loaded(hub):
-            await refuse(
-                websocket, hub.metrics, CloseCode.TRY_AGAIN, "loading: the server is starting"
-            )
+            await refuse(websocket, hub.metrics, CloseCode.TRY_AGAIN, "loading: the server is starting")
             return
         await websocket.accept()
-        frames = settings.direct_frames and websocket.scope.get("extensions", {}).get(
-            FRAMES_EXTENSION
-        )
-        sink = (
-            FrameSink(frames["writer"], limit=settings.client_buffer_bytes)
-            if frames
-            else QueueSink(websocket)
-        )
+        frames = settings.direct_frames and websocket.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        sink = FrameSink(frames["writer"], limit=settings.client_buffer_bytes) if frames else QueueSink(websocket)
         channel = websocket.query_params.get("channel") or None
-        subscriber = hub.join(
-            sink, channel=channel, cursor=websocket.query_params.get("cursor") or None
-        )
+        subscriber = hub.join(sink, channel=channel, cursor=websocket.query_params.get("cursor") or None)
         # Nothing reads the handshake headers from here on; an idle connection need not keep them.
         websocket.scope["headers"] = []
         try:

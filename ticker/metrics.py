@@ -14,19 +14,11 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.connections = Gauge(
-            "ticker_connections", "Open live connections", ["transport"], registry=r
-        )
+        self.connections = Gauge("ticker_connections", "Open live connections", ["transport"], registry=r)
         self.deliveries = Counter("ticker_deliveries", "Messages handed to clients", registry=r)
-        self.frames = Counter(
-            "ticker_frames", "Writes to clients (each may carry several messages)", registry=r
-        )
-        self.slow_closes = Counter(
-            "ticker_slow_client_closes", "Clients closed for falling behind", registry=r
-        )
-        self.refused = Counter(
-            "ticker_refused_connections", "Connections refused", ["reason"], registry=r
-        )
+        self.frames = Counter("ticker_frames", "Writes to clients (each may carry several messages)", registry=r)
+        self.slow_closes = Counter("ticker_slow_client_closes", "Clients closed for falling behind", registry=r)
+        self.refused = Counter("ticker_refused_connections", "Connections refused", ["reason"], registry=r)
         self.reader_lag = Gauge(
             "ticker_reader_lag_seconds",
             "How far the stream reader is behind the stream head",
@@ -38,9 +30,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.redis_errors = Counter(
-            "ticker_redis_errors", "Failed Redis reads of the stream reader", registry=r
-        )
+        self.redis_errors = Counter("ticker_redis_errors", "Failed Redis reads of the stream reader", registry=r)
         self.changes = Counter("ticker_changes", "Changes read from the stream", registry=r)
 
     def render(self) -> tuple[bytes, str]:

@@ -317,6 +317,7 @@ def parse(model: type[_M], data: Any, *, labels: Iterable[str] = DEFAULT_LABELS)
     except ValidationError as exc:
         raise validation_error(exc) from None
 
+
 WriteOp = Literal["publish", "update", "retract"]
 _SAFE_ID = re.compile(ID_PATTERN)
 

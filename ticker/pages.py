@@ -113,9 +113,7 @@ def page_values(settings: Settings) -> dict[str, str]:
 async def reader(request: Request) -> Response:
     settings = settings_of(request)
     page = await request.app.state.store.page(limit=JSON_LD_ITEMS)
-    values = page_values(settings) | {
-        "jsonld": json_ld(settings, page.items, str(request.base_url))
-    }
+    values = page_values(settings) | {"jsonld": json_ld(settings, page.items, str(request.base_url))}
     return render("index.html", values)
 
 
@@ -133,9 +131,7 @@ async def widget_settings(request: Request) -> Response:
         "labels": list(settings.labels),
         "channel": DEFAULT_CHANNEL,
     }
-    return Response(
-        json.dumps(body), media_type="application/json", headers={"Cache-Control": "max-age=60"}
-    )
+    return Response(json.dumps(body), media_type="application/json", headers={"Cache-Control": "max-age=60"})
 
 
 class ReadCors:

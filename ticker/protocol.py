@@ -137,9 +137,7 @@ def event_message(cursor: str, op: str, ts: int, item_json: str) -> Message:
     return Message((head + item_json + "}").encode(), cursor)
 
 
-def snapshot_message(
-    cursor: str, items: Iterable[str], pinned: Iterable[str], next_page: str | None = None
-) -> Message:
+def snapshot_message(cursor: str, items: Iterable[str], pinned: Iterable[str], next_page: str | None = None) -> Message:
     """A ``snapshot``; ``next_page`` is the ``before`` token for older items (``GET /api/items``)."""
     after = "null" if next_page is None else json.dumps(next_page)
     body = (

@@ -66,11 +66,7 @@ class Reader:
     async def _gap(self) -> bool:
         """True when changes after the hub's cursor were trimmed before they were read."""
         first = await self.store.first()
-        return (
-            first is not None
-            and self.hub.cursor != "0-0"
-            and cursor_key(first) > cursor_key(self.hub.cursor)
-        )
+        return first is not None and self.hub.cursor != "0-0" and cursor_key(first) > cursor_key(self.hub.cursor)
 
     async def run(self) -> None:
         backoff = MIN_BACKOFF
@@ -86,9 +82,7 @@ class Reader:
                     )
                     await self.load()
                 recovering = False
-                changes = await self.store.wait_changes(
-                    self.hub.cursor, count=self.count, block_ms=self.block_ms
-                )
+                changes = await self.store.wait_changes(self.hub.cursor, count=self.count, block_ms=self.block_ms)
                 self.last_read = time.monotonic()
                 self.error = None
                 backoff = MIN_BACKOFF

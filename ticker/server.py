@@ -50,12 +50,7 @@ class FrameWriter:
 
     def open(self) -> bool:
         p = self._protocol
-        return (
-            p.handshake_complete
-            and not p.close_sent
-            and not p.disconnected
-            and not p.transport.is_closing()
-        )
+        return p.handshake_complete and not p.close_sent and not p.disconnected and not p.transport.is_closing()
 
     def buffered(self) -> int:
         """Bytes written but not yet taken by the kernel."""

@@ -118,12 +118,24 @@ class Store:
         """Append a new item; the same ``id`` with the same content again changes nothing."""
         item = create.to_item()
         keys = [
-            self.stream_key, self._items, self._gone, self._fp, self._cursor,
-            self._tl, self._timeline(item.channel), self._pinned,
+            self.stream_key,
+            self._items,
+            self._gone,
+            self._fp,
+            self._cursor,
+            self._tl,
+            self._timeline(item.channel),
+            self._pinned,
         ]
         args: list[str | int] = [
-            item.id, item.to_json(), create.fingerprint(), item.sort_key, actor,
-            STREAM_SCHEMA_VERSION, self.stream_maxlen, "1" if item.pinned else "0",
+            item.id,
+            item.to_json(),
+            create.fingerprint(),
+            item.sort_key,
+            actor,
+            STREAM_SCHEMA_VERSION,
+            self.stream_maxlen,
+            "1" if item.pinned else "0",
         ]
         reply = await self._call(lambda: self._publish(keys=keys, args=args))
         match reply[0]:
@@ -155,12 +167,25 @@ class Store:
                 raise PreconditionFailed(f"item {item_id} is at version {item.version}, not {if_match}")
             new = change(item)
             keys = [
-                self.stream_key, self._items, self._gone, self._cursor, self._tl,
-                self._timeline(item.channel), self._timeline(new.channel), self._pinned,
+                self.stream_key,
+                self._items,
+                self._gone,
+                self._cursor,
+                self._tl,
+                self._timeline(item.channel),
+                self._timeline(new.channel),
+                self._pinned,
             ]
             args: list[str | int] = [
-                op, item_id, item.version, new.to_json(), item.sort_key, actor,
-                STREAM_SCHEMA_VERSION, self.stream_maxlen, "1" if new.pinned else "0",
+                op,
+                item_id,
+                item.version,
+                new.to_json(),
+                item.sort_key,
+                actor,
+                STREAM_SCHEMA_VERSION,
+                self.stream_maxlen,
+                "1" if new.pinned else "0",
             ]
             reply = await self._call(lambda: self._change(keys=keys, args=args))  # noqa: B023
             if reply[0] == "ok":
@@ -300,9 +325,7 @@ class Store:
         pending entries after the id ``after`` (no waiting)."""
         streams: dict[Any, Any] = {self.stream_key: after}
         block = block_ms if after == ">" else None
-        reply = await self._call(
-            lambda: self.redis.xreadgroup(group, consumer, streams, count=count, block=block)
-        )
+        reply = await self._call(lambda: self.redis.xreadgroup(group, consumer, streams, count=count, block=block))
         # An entry trimmed away while pending comes back without fields: report it as None.
         return [(cursor, fields or None) for cursor, fields in reply[0][1]] if reply else []
 
@@ -316,9 +339,7 @@ class Store:
         from the pending list).
         """
         reply = await self._call(
-            lambda: self.redis.xautoclaim(
-                self.stream_key, group, consumer, min_idle_ms, start_id=start, count=count
-            )
+            lambda: self.redis.xautoclaim(self.stream_key, group, consumer, min_idle_ms, start_id=start, count=count)
         )
         # Redis 7 lists trimmed entries apart; Redis 6.2 returns them without fields.
         deleted = [str(c) for c in reply[2]] if len(reply) > 2 else []

@@ -51,9 +51,7 @@ def browser() -> Iterator[Browser]:
     executable = chromium_path()
     expect.set_options(timeout=units(10) * 1000)
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_ARGS
-        )
+        launched = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
 
@@ -107,9 +105,7 @@ class Staff:
     """The staff HTTP API of a running server, with an admin token."""
 
     def __init__(self, server: ServerThread, token: str) -> None:
-        self.http = httpx.Client(
-            base_url=server.url, timeout=units(10), headers={"Authorization": f"Bearer {token}"}
-        )
+        self.http = httpx.Client(base_url=server.url, timeout=units(10), headers={"Authorization": f"Bearer {token}"})
 
     def publish(self, headline: str, **fields: Any) -> dict[str, Any]:
         answer = self.http.post("/api/items", json={"headline": headline, **fields})

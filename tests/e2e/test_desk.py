@@ -53,9 +53,7 @@ def test_desk_posts_edits_corrects_fixes_and_retracts(
     editor = row.locator("form.editor")
     editor.get_by_label("Headline").fill("Storm closes the coastal road until Monday")
     editor.get_by_role("button", name="Save").click()
-    expect(row.locator(".recent-headline")).to_have_text(
-        "Storm closes the coastal road until Monday"
-    )
+    expect(row.locator(".recent-headline")).to_have_text("Storm closes the coastal road until Monday")
     expect(row.locator(".tk-badge-updated")).to_be_visible()
     updated = staff.get(item_id).json()
     assert updated["version"] == 2 and updated["updated_at"] is not None
@@ -112,9 +110,7 @@ def test_validation_errors_show_next_to_their_field(
     expect(error).to_contain_text("must not be empty")
     expect(headline).to_have_attribute("aria-invalid", "true")
     assert "headline-error" in (headline.get_attribute("aria-describedby") or "")
-    assert error.evaluate(
-        "(e) => e.closest('.field').contains(document.getElementById('headline'))"
-    )
+    assert error.evaluate("(e) => e.closest('.field').contains(document.getElementById('headline'))")
 
     headline.fill("A fine headline")
     page.get_by_label(re.compile("^Link")).fill("javascript:alert(1)")
@@ -157,9 +153,7 @@ def test_live_changes_never_steal_focus(
     expect(row.locator(".recent-headline")).to_have_text("Changed by a colleague")
 
 
-def test_token_is_kept_for_the_browser_session_only(
-    page: Page, server: ServerThread, admin_token: str
-) -> None:
+def test_token_is_kept_for_the_browser_session_only(page: Page, server: ServerThread, admin_token: str) -> None:
     open_desk(page, server, admin_token)
     page.reload()
     expect(page.get_by_label(re.compile("token", re.I))).to_have_value(admin_token)
@@ -174,9 +168,7 @@ def test_token_is_kept_for_the_browser_session_only(
 
 
 @pytest.mark.parametrize("path", ["/", "/desk"])
-def test_pages_pass_an_axe_accessibility_check(
-    page: Page, server: ServerThread, staff: Staff, path: str
-) -> None:
+def test_pages_pass_an_axe_accessibility_check(page: Page, server: ServerThread, staff: Staff, path: str) -> None:
     staff.publish("Accessible headline", labels=["opinion"], url="https://example.com/a")
     staff.edit(staff.publish("Edited headline")["id"], headline="Edited headline, updated")
     page.goto(server.url + path)

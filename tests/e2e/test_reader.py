@@ -74,9 +74,7 @@ def test_posted_item_appears_within_a_second_with_time_label_and_day_header(
     expect(shown.locator(".tk-time")).to_have_text(f"{when:%H:%M}")
     expect(shown.locator(".tk-tag")).to_have_text("Exclusive")
     expect(shown.locator(".tk-headline")).to_have_text("Bridge reopens after repairs")
-    header = page.locator(".tk-day", has=page.locator('.tk-item[data-id="bridge-1"]')).locator(
-        ".tk-dayhead"
-    )
+    header = page.locator(".tk-day", has=page.locator('.tk-item[data-id="bridge-1"]')).locator(".tk-dayhead")
     expect(header).to_have_text(day_label(when))
     expect(page.locator(".tk-feed .tk-item").first).to_have_attribute("data-id", "bridge-1")
     expect(page.locator(".tk-sr[aria-live=polite]")).to_have_text("1 new")
@@ -88,17 +86,13 @@ def test_day_headers_and_times_follow_the_display_zone_across_dst(
 ) -> None:
     staff.publish("Before the clocks change", id="dst-1", published_at="2024-03-31T00:30:00Z")
     staff.publish("After the clocks change", id="dst-2", published_at="2024-03-31T01:30:00Z")
-    staff.publish(
-        "Autumn story", id="nov-1", published_at="2024-11-17T14:22:00Z", labels=["review"]
-    )
+    staff.publish("Autumn story", id="nov-1", published_at="2024-11-17T14:22:00Z", labels=["review"])
     open_reader(page, server, live=False)
 
     expect(page.locator('.tk-item[data-id="dst-1"] .tk-time')).to_have_text("02:30")
     expect(page.locator('.tk-item[data-id="dst-2"] .tk-time')).to_have_text("04:30")
     expect(page.locator('.tk-item[data-id="nov-1"] .tk-time')).to_have_text("16:22")
-    expect(page.locator(".tk-dayhead")).to_have_text(
-        ["2024, Sunday · 17 November", "2024, Sunday · 31 March"]
-    )
+    expect(page.locator(".tk-dayhead")).to_have_text(["2024, Sunday · 17 November", "2024, Sunday · 31 March"])
     expect(page.locator('.tk-item[data-id="nov-1"] .tk-tag')).to_have_text("Review")
 
 
@@ -138,9 +132,7 @@ def test_update_correction_and_retraction_change_the_item_in_place(
     expect(page.locator('.tk-item[data-id="older"]')).to_be_visible()
 
 
-def test_more_news_pages_back_without_duplicates(
-    page: Page, server: ServerThread, staff: Staff
-) -> None:
+def test_more_news_pages_back_without_duplicates(page: Page, server: ServerThread, staff: Staff) -> None:
     ids = seed(staff, 45)
     open_reader(page, server)
     items = page.locator(".tk-feed .tk-item")
@@ -161,9 +153,7 @@ def test_more_news_pages_back_without_duplicates(
     shown = items.evaluate_all("rows => rows.map(r => r.dataset.id)")
     assert len(shown) == len(set(shown)) == 46
     assert shown == ["fresh", *reversed(ids)]
-    expect(page.locator('.tk-item[data-id="seed-003"] .tk-headline')).to_have_text(
-        "Seeded item 3, edited"
-    )
+    expect(page.locator('.tk-item[data-id="seed-003"] .tk-headline')).to_have_text("Seeded item 3, edited")
 
 
 def test_scrolled_down_new_items_wait_behind_a_button_and_nothing_moves(
@@ -225,9 +215,7 @@ def test_hidden_tab_counts_new_items_in_the_title(page: Page, server: ServerThre
     expect(page).to_have_title(base_title)
 
 
-def test_pause_holds_new_items_until_resumed(
-    page: Page, server: ServerThread, staff: Staff
-) -> None:
+def test_pause_holds_new_items_until_resumed(page: Page, server: ServerThread, staff: Staff) -> None:
     open_reader(page, server)
     pause = page.get_by_role("button", name="Pause")
     pause.press("Enter")
@@ -279,9 +267,7 @@ def publish_directly(settings: Settings, headlines: list[tuple[str, str]]) -> No
         try:
             store = Store(client, prefix=settings.prefix)
             for item_id, headline in headlines:
-                await store.publish(
-                    parse(ItemCreate, {"id": item_id, "headline": headline}), actor="test"
-                )
+                await store.publish(parse(ItemCreate, {"id": item_id, "headline": headline}), actor="test")
         finally:
             await client.aclose()
 
@@ -316,9 +302,7 @@ def test_server_restart_shows_reconnecting_then_every_missed_item_once(
         after.publish("After the restart", id="after")
         expect(page.locator('.tk-feed .tk-item[data-id="after"]')).to_have_count(1)
         after.http.close()
-        shown = page.locator(".tk-feed .tk-item").evaluate_all(
-            "rows => rows.map(r => r.dataset.id)"
-        )
+        shown = page.locator(".tk-feed .tk-item").evaluate_all("rows => rows.map(r => r.dataset.id)")
         assert sorted(shown) == sorted(["before", "after", *(i for i, _ in missed)])
     finally:
         restarted.stop()
@@ -397,10 +381,7 @@ def test_page_headers_csp_and_json_ld(page: Page, server: ServerThread, staff: S
     expect(page.locator(".tk")).to_have_attribute("data-state", "live")
     data = json.loads(page.locator('script[type="application/ld+json"]').text_content() or "")
     assert data["@type"] == "LiveBlogPosting"
-    assert (
-        data["liveBlogUpdate"][0]["headline"]
-        == "Markup </script><script>alert(1)</script> in a headline"
-    )
+    assert data["liveBlogUpdate"][0]["headline"] == "Markup </script><script>alert(1)</script> in a headline"
     assert page.locator("script").count() == 2
 
 
@@ -454,8 +435,5 @@ def test_widget_on_a_foreign_site(page: Page, settings: Settings, staff: Staff) 
         expect(page.locator(".tk")).to_have_attribute("data-state", "live")
         foreign.publish("Live on the partner site", id="partner-2")
         expect(page.locator('.tk-item[data-id="partner-2"]')).to_be_visible(timeout=ms(1))
-        assert (
-            page.evaluate("getComputedStyle(document.querySelector('.tk')).borderTopStyle")
-            == "solid"
-        )
+        assert page.evaluate("getComputedStyle(document.querySelector('.tk')).borderTopStyle") == "solid"
         page.close()
