@@ -229,3 +229,42 @@ def test_health_openapi_and_unknown_routes(http: httpx.Client) -> None:
     assert_error(http.get("/no/such/page"), 404, "not_found")
     assert_error(http.put("/api/items"), 405, "method_not_allowed")
     assert http.get("/healthz").headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "field"),
+    [
+        ('{"headline": "x\\ud800y"}', 422, "headline"),
+        ('{"headline": "x", "author": "\\udfff"}', 422, "author"),
+        ('{"headline": "nonchar a\\uffffb"}', 422, "headline"),
+        ('{"headline": "x\\ufdd0"}', 422, "headline"),
+        ('{"headline": "x", "url": "https://example.com/\\ud800"}', 422, "url"),
+        ('{"headline": "x", "labels": ["\\ud800"]}', 422, "labels"),
+        ('{"headline": "x", "published_at": "0001-01-01T00:00:00+14:00"}', 422, "published_at"),
+        ('{"headline": "x", "published_at": "9999-12-31T23:59:59-14:00"}', 422, "published_at"),
+        ('{"headline": "x", "published_at": 1700000000}', 422, "published_at"),
+        ('{"headline": "x", "pinned": "yes"}', 422, "pinned"),
+        ('{"headline": "x", "pinned": 1}', 422, "pinned"),
+        ('{"headline": "x", "headline": "y"}', 400, "headline"),
+        ('{"headline": "x", "labels": ' + "[" * 30_000 + "]" * 30_000 + "}", 400, None),
+    ],
+)
+def test_hostile_bodies_get_a_clear_error_never_a_500(
+    http: httpx.Client, admin_token: str, settings: Settings, raw: str, status: int, field: str | None
+) -> None:
+    headers = {**auth(admin_token), "Content-Type": "application/json"}
+    response = http.post("/api/items", content=raw.encode(), headers=headers)
+    error = assert_error(response, status, "invalid" if status == 422 else "bad_request")
+    if field:
+        assert field in [f["field"] for f in error["fields"]]  # type: ignore[attr-defined]
+    assert stream_length(settings) == 0
+
+
+def test_hostile_edits_and_parameters(http: httpx.Client, admin_token: str) -> None:
+    post(http, admin_token, {"id": "q1", "headline": "Quake"})
+    headers = {**auth(admin_token), "Content-Type": "application/json"}
+    for raw in ('{"headline": "\\ud800"}', '{"kind": "correction", "correction": "\\ud800"}', '{"pinned": "off"}'):
+        assert_error(http.patch("/api/items/q1", content=raw, headers=headers), 422, "invalid")
+    assert_error(http.get("/api/items", params={"channel": "news\n"}), 400, "bad_request")
+    assert_error(http.get("/api/items/q1%0A"), 404, "not_found")
+    assert http.get("/api/items/q1").json()["version"] == 1

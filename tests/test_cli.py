@@ -99,6 +99,11 @@ def test_usage_errors_are_one_line(env: dict[str, str]) -> None:
     assert_one_line_error(run("publish", "x", env={**env, "TICKER_PORT": "eighty"}), "TICKER_PORT")
     assert_one_line_error(run("publish", "x", env={**env, "TICKER_PREFIX": "a{b"}), "prefix")
     assert_one_line_error(run("update", "q1", "--pin", "--unpin", env=env))
+    assert_one_line_error(run("--redis-url", "bogus://x", "token", "list", env=env), "Redis URL")
+    assert_one_line_error(run("publish", "x", env={**env, "TICKER_REDIS_URL": "http://x"}), "Redis URL")
+    assert_one_line_error(run("publish", "a\udcedb", env=env), "UTF-8")  # the byte 0xED, as a terminal passes it
+    assert_one_line_error(run("token", "create", "--name", "nl\n", "--scope", "edit", env=env), "token name")
+    assert_one_line_error(run("token", env=env), "create,list,revoke")
 
 
 def test_serve_reports_a_busy_port(env: dict[str, str], server: ServerThread) -> None:

@@ -119,6 +119,7 @@ def test_channel_filter(server: ServerThread, http: httpx.Client) -> None:
     got = asyncio.run(first_messages(f"{server.ws_url}/ws?channel=sport&cursor={start}", 2))
     assert [m["item"]["channel"] for m in got] == ["sport", "sport"] and got[-1]["cursor"] == last
     assert asyncio.run(close_code(f"{server.ws_url}/ws?channel=Not%20A%20Slug")) == 4400
+    assert asyncio.run(close_code(f"{server.ws_url}/ws?channel=news%0A")) == 4400
 
 
 def test_foreign_origin_is_refused_and_own_origin_allowed(server: ServerThread) -> None:

@@ -33,7 +33,11 @@ _IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return Response(body, status, headers, media_type="application/json")
+    try:
+        encoded = body.encode()
+    except UnicodeEncodeError:  # a lone surrogate echoed from bad input: escape it as JSON allows
+        encoded = json.dumps(data, separators=(",", ":")).encode()
+    return Response(encoded, status, headers, media_type="application/json")
 
 
 def item_json(item: Item) -> Any:
@@ -55,6 +59,16 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON objects with a key twice are refused: which value wins is not for us to guess."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise TickerError(f"the body repeats the key {key!r}", fields=[{"field": key, "message": "repeated key"}])
+        seen.add(key)
+    return dict(pairs)
+
+
 async def read_json(request: Request) -> Any:
     """The request body as JSON: 415 unless it says JSON, 413 past the size limit."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -70,9 +84,11 @@ async def read_json(request: Request) -> Any:
         if len(body) > limit:
             raise PayloadTooLarge(f"the body is larger than {limit} bytes")
     try:
-        data = json.loads(body)
+        data = json.loads(body, object_pairs_hook=_no_repeated_keys)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TickerError(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise TickerError("the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object", fields=[{"field": "body", "message": "not an object"}])
     return data
@@ -91,7 +107,7 @@ async def staff(request: Request, scope: Scope) -> Staff:
 
 def item_id(request: Request) -> str:
     value: str = request.path_params["id"]
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):
         raise NotFound(f"no item with id {value!r}")
     return value
 
@@ -100,7 +116,7 @@ def if_match(request: Request) -> int | None:
     raw = request.headers.get("if-match")
     if raw is None or raw.strip() == "*":
         return None
-    match = _IF_MATCH.match(raw)
+    match = _IF_MATCH.fullmatch(raw)
     if not match:
         raise TickerError("If-Match must be the item's version, e.g. '\"3\"' or '3'")
     return int(match.group(1))
@@ -108,7 +124,7 @@ def if_match(request: Request) -> int | None:
 
 def channel_param(request: Request) -> str | None:
     channel = request.query_params.get("channel") or None
-    if channel is not None and not _CHANNEL.match(channel):
+    if channel is not None and not _CHANNEL.fullmatch(channel):
         raise TickerError(
             f"channel {channel!r} is not a channel slug",
             fields=[{"field": "channel", "message": f"does not match {CHANNEL_PATTERN}"}],
@@ -130,7 +146,7 @@ def limit_param(request: Request) -> int:
 
 async def list_items(request: Request) -> Response:
     before = request.query_params.get("before") or None
-    if before is not None and not _BEFORE.match(before):
+    if before is not None and not _BEFORE.fullmatch(before):
         raise TickerError(
             "before must be the 'next' token of an earlier page",
             fields=[{"field": "before", "message": "not a page token"}],

@@ -59,7 +59,7 @@ def parse_scopes(values: list[str]) -> frozenset[Scope]:
 
 async def create_token(store: Store, name: str, scopes: frozenset[Scope]) -> str:
     """Create a named token and return its secret (the only time it is seen)."""
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise InvalidInput(f"token name {name!r} must be 1-64 of A-Z a-z 0-9 _ . @ -")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     digest = hash_token(token)

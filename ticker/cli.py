@@ -55,7 +55,7 @@ def _parser() -> Parser:
     common = Parser(add_help=False)
     common.add_argument("--redis-url", default=argparse.SUPPRESS, help="Redis to use (env TICKER_REDIS_URL)")
     common.add_argument("--prefix", default=argparse.SUPPRESS, help="key prefix (env TICKER_PREFIX)")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
 
     serve = sub.add_parser("serve", parents=[common], help="run the server")
     serve.add_argument("--host", help=f"address to bind (default {config.DEFAULT_HOST})")
@@ -124,7 +124,9 @@ def _parser() -> Parser:
     tail.add_argument("--count", type=int, help="stop after this many changes")
 
     token = sub.add_parser("token", parents=[common], help="manage staff tokens")
-    tsub = token.add_subparsers(dest="token_command", required=True, parser_class=Parser)
+    tsub = token.add_subparsers(
+        dest="token_command", metavar="{create,list,revoke}", required=True, parser_class=Parser
+    )
     create = tsub.add_parser("create", parents=[common], help="create a token (printed once, on the last line)")
     create.add_argument("--name", required=True)
     create.add_argument(
@@ -212,6 +214,12 @@ def write_payloads(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_write(args: argparse.Namespace, settings: Settings) -> int:
     body = write_payloads(args)
+    for name, value in body.items():
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:  # bytes the terminal passed that are not UTF-8
+                raise InvalidInput(f"{name} is not valid UTF-8 text") from None
     if settings.url:
         if not settings.token:
             raise ConfigError("writing through a server needs a staff token: set TICKER_TOKEN or pass --token")
@@ -268,7 +276,7 @@ def tail_options(args: argparse.Namespace) -> None:
             start_id(args.start)
     except InvalidInput as exc:
         raise ConfigError(exc.message) from None
-    if args.channel is not None and not re.match(CHANNEL_PATTERN, args.channel):
+    if args.channel is not None and not re.fullmatch(CHANNEL_PATTERN, args.channel):
         raise ConfigError(f"--channel {args.channel!r} is not a channel slug ({CHANNEL_PATTERN})")
     if args.count is not None and args.count < 1:
         raise ConfigError("--count must be at least 1")

@@ -18,6 +18,7 @@ from ticker.errors import ConfigError
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_PREFIX = "ticker"
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_STREAM_MAXLEN = 10_000
 DEFAULT_LABELS = (
     "breaking",
@@ -207,6 +208,11 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"prefix {settings.prefix!r} must be non-empty without braces, colons or spaces")
     if settings.stream_maxlen < 100:
         raise ConfigError("stream_maxlen must be at least 100 entries")
+    if settings.redis_url is not None and settings.redis_url.split("://", 1)[0] not in REDIS_SCHEMES:
+        raise ConfigError(
+            f"the Redis URL {settings.redis_url!r} must start with one of "
+            + ", ".join(f"{scheme}://" for scheme in REDIS_SCHEMES)
+        )
     if not settings.labels:
         raise ConfigError("the label vocabulary must not be empty")
     if settings.history_size < 1 or settings.snapshot_limit < 1 or settings.reader_count < 1:

@@ -70,7 +70,7 @@ def start_id(start: str) -> str:
         return "$"
     if start == OLDEST:
         return "0-0"
-    if not CURSOR_PATTERN.match(start):
+    if not CURSOR_PATTERN.fullmatch(start):
         raise InvalidInput(
             f"{start!r} is not a start position; use 'new', 'oldest' or a cursor like 1732000000000-0",
             fields=[{"field": "start", "message": "not a cursor"}],
@@ -80,7 +80,7 @@ def start_id(start: str) -> str:
 
 def check_name(what: str, value: str) -> str:
     """Group and consumer names end up in key names and logs: keep them plain."""
-    if not NAME_PATTERN.match(value):
+    if not NAME_PATTERN.fullmatch(value):
         raise InvalidInput(
             f"{what} name {value!r} must be 1-64 letters, digits or _ . : @ -",
             fields=[{"field": what, "message": f"does not match {NAME_PATTERN.pattern}"}],

@@ -37,7 +37,7 @@ def check(websocket: WebSocket, settings: Settings, counter: ConnectionCounter, 
     if not origin_allowed(headers.get("origin"), headers.get("host"), settings.allowed_origins):
         return CloseCode.POLICY, "origin: not allowed"
     channel = websocket.query_params.get("channel") or None
-    if channel is not None and not _CHANNEL.match(channel):
+    if channel is not None and not _CHANNEL.fullmatch(channel):
         return CloseCode.BAD_REQUEST, f"channel: must match {CHANNEL_PATTERN}"
     over = counter.refuse(address)
     if over == "full":

@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -75,14 +76,21 @@ class EditKind(StrEnum):
     """A typo: the version moves, readers see no badge."""
 
 
+def _unfit(c: str) -> bool:
+    """Characters no text field may hold: controls, lone surrogates (not valid UTF-8) and the
+    Unicode noncharacters (U+FFFE, U+FFFF, U+FDD0-U+FDEF...), which XML feeds cannot carry."""
+    code = ord(c)
+    return unicodedata.category(c) in ("Cc", "Cs") or 0xFDD0 <= code <= 0xFDEF or (code & 0xFFFE) == 0xFFFE
+
+
 def _plain_text(value: str, *, what: str, limit: int) -> str:
     value = value.strip()
     if not value:
         raise ValueError(f"{what} must not be empty")
     if len(value) > limit:
         raise ValueError(f"{what} must be at most {limit} characters (got {len(value)})")
-    if any(unicodedata.category(c) == "Cc" for c in value):
-        raise ValueError(f"{what} must not contain control characters")
+    if any(_unfit(c) for c in value):
+        raise ValueError(f"{what} must not contain control characters, surrogates or noncharacters")
     return value
 
 
@@ -91,7 +99,7 @@ def _check_url(value: str | None) -> str | None:
         return None
     if len(value) > MAX_URL:
         raise ValueError(f"url must be at most {MAX_URL} characters")
-    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in value):
+    if any(c.isspace() or _unfit(c) for c in value):
         raise ValueError("url must not contain spaces or control characters")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -195,18 +203,29 @@ class ItemCreate(_Content):
     labels: list[str] = Field(default_factory=list)
     channel: str = Field(default=DEFAULT_CHANNEL, pattern=CHANNEL_PATTERN)
     published_at: AwareDatetime | None = None
-    pinned: bool = False
+    pinned: StrictBool = False
     lang: str | None = Field(default=None, pattern=LANG_PATTERN)
     author: str | None = None
+
+    @field_validator("published_at", mode="before")
+    @classmethod
+    def _iso_text(cls, value: object) -> object:
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("published_at must be an ISO 8601 string with a time zone")
+        return value
 
     @field_validator("published_at")
     @classmethod
     def _not_future(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        if value.astimezone(UTC) > datetime.now(UTC) + FUTURE_SKEW:
+        try:
+            utc = value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise ValueError("published_at is out of range") from None
+        if utc > datetime.now(UTC) + FUTURE_SKEW:
             raise ValueError("published_at must not be in the future")
-        if value.astimezone(UTC).year < 1970:
+        if utc.year < 1970:
             raise ValueError("published_at must be after 1970")
         return utc_ms(value)
 
@@ -242,7 +261,7 @@ class ItemEdit(_Content):
     url: str | None = None
     labels: list[str] | None = None
     channel: str | None = Field(default=None, pattern=CHANNEL_PATTERN)
-    pinned: bool | None = None
+    pinned: StrictBool | None = None
     lang: str | None = Field(default=None, pattern=LANG_PATTERN)
     author: str | None = None
 
@@ -323,7 +342,7 @@ _SAFE_ID = re.compile(ID_PATTERN)
 
 
 def valid_id(value: str) -> bool:
-    return bool(_SAFE_ID.match(value))
+    return bool(_SAFE_ID.fullmatch(value))
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ def parse_cursor(raw: str | None) -> tuple[int, int] | None:
     """``"1732000000000-3"`` as ``(ms, seq)``; ``None`` for anything that is not a stream ID."""
     if raw is None:
         return None
-    match = _CURSOR.match(raw)
+    match = _CURSOR.fullmatch(raw)
     if not match:
         return None
     return int(match.group(1)), int(match.group(2))
