@@ -22,12 +22,10 @@ from ticker.errors import (
     UnsupportedMediaType,
 )
 from ticker.limits import KeyedBuckets
-from ticker.models import CHANNEL_PATTERN, ID_PATTERN, Item, ItemCreate, ItemEdit, parse
+from ticker.models import CHANNEL_PATTERN, Item, ItemCreate, ItemEdit, is_channel, is_item_id, parse
 from ticker.store import Store, WriteResult
 
 _BEFORE = re.compile(r"^\d{15}:[A-Za-z0-9_-]{1,64}$")
-_CHANNEL = re.compile(CHANNEL_PATTERN)
-_ID = re.compile(ID_PATTERN)
 _IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
 
 
@@ -107,7 +105,7 @@ async def staff(request: Request, scope: Scope) -> Staff:
 
 def item_id(request: Request) -> str:
     value: str = request.path_params["id"]
-    if not _ID.fullmatch(value):
+    if not is_item_id(value):
         raise NotFound(f"no item with id {value!r}")
     return value
 
@@ -124,7 +122,7 @@ def if_match(request: Request) -> int | None:
 
 def channel_param(request: Request) -> str | None:
     channel = request.query_params.get("channel") or None
-    if channel is not None and not _CHANNEL.fullmatch(channel):
+    if channel is not None and not is_channel(channel):
         raise TickerError(
             f"channel {channel!r} is not a channel slug",
             fields=[{"field": "channel", "message": f"does not match {CHANNEL_PATTERN}"}],

@@ -15,7 +15,6 @@ import getpass
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import sys
@@ -32,7 +31,7 @@ from ticker.config import Settings
 from ticker.consumer import NEW, Consumer, check_name, follow, start_id
 from ticker.embedded import EmbeddedRedis
 from ticker.errors import ConfigError, InvalidInput, TickerError
-from ticker.models import CHANNEL_PATTERN, Event, ItemCreate, ItemEdit, parse
+from ticker.models import CHANNEL_PATTERN, Event, ItemCreate, ItemEdit, is_channel, parse
 from ticker.store import Store, WriteResult, connect
 
 EXIT_FAILURE = 1
@@ -276,7 +275,7 @@ def tail_options(args: argparse.Namespace) -> None:
             start_id(args.start)
     except InvalidInput as exc:
         raise ConfigError(exc.message) from None
-    if args.channel is not None and not re.fullmatch(CHANNEL_PATTERN, args.channel):
+    if args.channel is not None and not is_channel(args.channel):
         raise ConfigError(f"--channel {args.channel!r} is not a channel slug ({CHANNEL_PATTERN})")
     if args.count is not None and args.count < 1:
         raise ConfigError("--count must be at least 1")

@@ -39,6 +39,7 @@ from typing import Any
 from ticker.config import DEFAULT_PREFIX
 from ticker.errors import InvalidInput, Unavailable
 from ticker.models import Change, Event, format_time, now
+from ticker.protocol import parse_cursor
 from ticker.store import Store, connect
 
 log = logging.getLogger("ticker.consumer")
@@ -57,7 +58,6 @@ MAX_ERROR_CHARS = 4000
 MAX_RETRY_DELAY = 5.0
 """Longest wait between attempts to reach Redis again during an outage."""
 
-CURSOR_PATTERN = re.compile(r"^\d{1,20}-\d{1,20}$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 
 Handler = Callable[[Event], "Awaitable[None] | None"]
@@ -70,7 +70,7 @@ def start_id(start: str) -> str:
         return "$"
     if start == OLDEST:
         return "0-0"
-    if not CURSOR_PATTERN.fullmatch(start):
+    if parse_cursor(start) is None:
         raise InvalidInput(
             f"{start!r} is not a start position; use 'new', 'oldest' or a cursor like 1732000000000-0",
             fields=[{"field": "start", "message": "not a cursor"}],

@@ -25,7 +25,7 @@ from ticker.config import (
     DEFAULT_SNAPSHOT_POOL,
 )
 from ticker.metrics import Metrics
-from ticker.models import Change
+from ticker.models import Change, sort_key
 from ticker.protocol import (
     CloseCode,
     Message,
@@ -125,10 +125,23 @@ class Subscriber:
 
 @dataclass(slots=True)
 class _Held:
+    id: str
     sort_key: str
     channel: str
     pinned: bool
     json: str
+
+
+def _held(raw: str) -> _Held:
+    """What the snapshot needs of an item, from its JSON (parsed once per change)."""
+    item = json.loads(raw)
+    published = datetime.fromisoformat(item["published_at"])
+    return _Held(item["id"], sort_key(published, item["id"]), item["channel"], bool(item.get("pinned")), raw)
+
+
+def _entry(change: Change, channel: str, previous: str | None = None) -> Entry:
+    message = event_message(change.cursor, change.op, change.ts, change.item)
+    return Entry(change.cursor, message, channel, previous if previous != channel else None, change.ts)
 
 
 @dataclass
@@ -160,10 +173,11 @@ class Hub:
         """
         self._items = {}
         for raw in items:
-            self._hold(raw)
+            held = _held(raw)
+            self._items[held.id] = held
         self.history.reset("0-0" if complete or not history else history[0].cursor)
         for change in history:
-            self.history.append(self._entry(change))
+            self.history.append(_entry(change, json.loads(change.item)["channel"]))
         self.cursor = cursor
         self._snapshots.clear()
         if self.loaded.is_set():
@@ -177,16 +191,6 @@ class Hub:
                     subscriber.ahead = None
                     self._deliver(subscriber, data)
         self.loaded.set()
-
-    def _hold(self, raw: str) -> None:
-        item = json.loads(raw)
-        sort_key = f"{_ms(item['published_at']):015d}:{item['id']}"
-        self._items[item["id"]] = _Held(sort_key, item["channel"], bool(item.get("pinned")), raw)
-
-    def _entry(self, change: Change, previous: str | None = None) -> Entry:
-        channel = json.loads(change.item)["channel"]
-        message = event_message(change.cursor, change.op, change.ts, change.item)
-        return Entry(change.cursor, message, channel, previous if previous != channel else None, change.ts)
 
     def _prune(self) -> None:
         if len(self._items) <= 2 * self.snapshot_pool:
@@ -218,10 +222,11 @@ class Hub:
             if cursor_key(change.cursor) <= head:
                 continue  # read twice (a retry after a timeout): already applied
             head = cursor_key(change.cursor)
+            held = _held(change.item)  # the one parse of this change's item
             before = self._items.pop(change.id, None)
             if change.op != "retract":
-                self._hold(change.item)
-            entry = self._entry(change, before.channel if before is not None else None)
+                self._items[change.id] = held
+            entry = _entry(change, held.channel, before.channel if before is not None else None)
             self.history.append(entry)
             entries.append(entry)
             self.cursor = change.cursor
@@ -313,7 +318,3 @@ class Hub:
         for subscriber in self.subscribers():
             self.leave(subscriber)
             subscriber.sink.close(code, reason)
-
-
-def _ms(iso: str) -> int:
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 
 from starlette.datastructures import Headers
 from starlette.routing import WebSocketRoute
@@ -14,12 +13,11 @@ from ticker.config import Settings
 from ticker.hub import Hub
 from ticker.limits import ConnectionCounter
 from ticker.metrics import Metrics
-from ticker.models import CHANNEL_PATTERN
+from ticker.models import CHANNEL_PATTERN, is_channel
 from ticker.protocol import CloseCode, origin_allowed
 from ticker.server import FRAMES_EXTENSION
 from ticker.sinks import FrameSink, QueueSink
 
-_CHANNEL = re.compile(CHANNEL_PATTERN)
 LOAD_WAIT = 10.0
 """Seconds a client waits for a starting process to load its snapshot before 1013."""
 
@@ -37,7 +35,7 @@ def check(websocket: WebSocket, settings: Settings, counter: ConnectionCounter, 
     if not origin_allowed(headers.get("origin"), headers.get("host"), settings.allowed_origins):
         return CloseCode.POLICY, "origin: not allowed"
     channel = websocket.query_params.get("channel") or None
-    if channel is not None and not _CHANNEL.fullmatch(channel):
+    if channel is not None and not is_channel(channel):
         return CloseCode.BAD_REQUEST, f"channel: must match {CHANNEL_PATTERN}"
     over = counter.refuse(address)
     if over == "full":

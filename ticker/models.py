@@ -338,11 +338,18 @@ def parse(model: type[_M], data: Any, *, labels: Iterable[str] = DEFAULT_LABELS)
 
 
 WriteOp = Literal["publish", "update", "retract"]
-_SAFE_ID = re.compile(ID_PATTERN)
+_ID = re.compile(ID_PATTERN)
+_CHANNEL = re.compile(CHANNEL_PATTERN)
 
 
-def valid_id(value: str) -> bool:
-    return bool(_SAFE_ID.fullmatch(value))
+def is_item_id(value: str) -> bool:
+    """The whole value is an item id (``fullmatch``: a trailing newline does not pass)."""
+    return _ID.fullmatch(value) is not None
+
+
+def is_channel(value: str) -> bool:
+    """The whole value is a channel slug, as every endpoint and the CLI check it."""
+    return _CHANNEL.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)
