@@ -71,6 +71,12 @@ DEFAULT_READER_BLOCK_MS = 5000
 DEFAULT_MAX_READER_LAG = 5.0
 """Seconds behind the stream head past which ``/readyz`` says not ready."""
 
+# Connection deadlines and the fan-out's share of the event loop (docs/performance.md).
+DEFAULT_HEADER_TIMEOUT = 10.0
+"""Seconds a connection has to send a complete request head; one that trickles it is closed."""
+DEFAULT_FANOUT_SLICE = 1000
+"""Writes the fan-out makes before letting the event loop serve others (HTTP, handshakes)."""
+
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
     """Where the embedded Redis keeps its data: per user, surviving restarts."""
@@ -126,6 +132,8 @@ class Settings:
     reader_count: int = DEFAULT_READER_COUNT
     reader_block_ms: int = DEFAULT_READER_BLOCK_MS
     max_reader_lag: float = DEFAULT_MAX_READER_LAG
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    fanout_slice: int = DEFAULT_FANOUT_SLICE
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-``None`` values replaced (CLI flags win over env)."""
@@ -179,6 +187,8 @@ _PARSERS: dict[str, Any] = {
     "reader_count": int,
     "reader_block_ms": int,
     "max_reader_lag": float,
+    "header_timeout": float,
+    "fanout_slice": int,
 }
 
 ENV_VARS = {name: f"TICKER_{name.upper()}" for name in _PARSERS}
@@ -219,6 +229,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError("history_size, snapshot_limit and reader_count must be at least 1")
     if settings.reader_block_ms < 1:
         raise ConfigError("reader_block_ms must be at least 1")
+    if settings.header_timeout <= 0 or settings.fanout_slice < 1:
+        raise ConfigError("header_timeout must be above 0 seconds and fanout_slice at least 1")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
     try:

@@ -1,8 +1,15 @@
-"""``/ws``: the live WebSocket. Parse, check, join the hub, wait for the client to go."""
+"""``/ws``: the live WebSocket. Parse, check, join the hub, wait for the client to go.
+
+Where the server offers the ``ticker.frames`` extension (Ticker's own, see
+:mod:`ticker.server`), the connection is handed to it once joined and the
+endpoint returns: an idle reader then costs no task and no coroutine frames.
+Under any other ASGI server the endpoint stays and sends through ASGI.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from starlette.datastructures import Headers
 from starlette.routing import WebSocketRoute
@@ -15,8 +22,7 @@ from ticker.limits import ConnectionCounter
 from ticker.metrics import Metrics
 from ticker.models import CHANNEL_PATTERN, is_channel
 from ticker.protocol import CloseCode, origin_allowed
-from ticker.server import FRAMES_EXTENSION
-from ticker.sinks import FrameSink, QueueSink
+from ticker.sinks import FrameSink, QueueSink, frames_of
 
 LOAD_WAIT = 10.0
 """Seconds a client waits for a starting process to load its snapshot before 1013."""
@@ -67,23 +73,32 @@ async def live(websocket: WebSocket) -> None:
         await refuse(websocket, hub.metrics, *refusal)
         return
     counter.add(address)
+    handed_over = False
     try:
         if not await loaded(hub):
             await refuse(websocket, hub.metrics, CloseCode.TRY_AGAIN, "loading: the server is starting")
             return
         await websocket.accept()
-        frames = settings.direct_frames and websocket.scope.get("extensions", {}).get(FRAMES_EXTENSION)
-        sink = FrameSink(frames["writer"], limit=settings.client_buffer_bytes) if frames else QueueSink(websocket)
         channel = websocket.query_params.get("channel") or None
-        subscriber = hub.join(sink, channel=channel, cursor=websocket.query_params.get("cursor") or None)
+        cursor = websocket.query_params.get("cursor") or None
         # Nothing reads the handshake headers from here on; an idle connection need not keep them.
         websocket.scope["headers"] = []
+        frames = frames_of(websocket.scope)
+        if frames is not None:
+            release = functools.partial(counter.remove, address)
+            sink = FrameSink(frames, limit=settings.client_buffer_bytes, on_stop=release)
+            hub.join(sink, channel=channel, cursor=cursor)
+            handed_over = True
+            return
+        queue = QueueSink(websocket)
+        subscriber = hub.join(queue, channel=channel, cursor=cursor)
         try:
-            await sink.serve(websocket)
+            await queue.serve()
         finally:
             hub.leave(subscriber)
     finally:
-        counter.remove(address)
+        if not handed_over:
+            counter.remove(address)
 
 
 class Endpoint:
