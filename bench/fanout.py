@@ -337,7 +337,7 @@ class Bench:
                 on_ready()
             process.stdin.write(b"go\n")
             process.stdin.flush()
-            ready, _, _ = select.select([process.stdout], [], [], count / rate + 60)
+            ready, _, _ = select.select([process.stdout], [], [], 3 * count / rate + 120)
             out = process.stdout.readline() if ready else b""
             process.wait(STOP_TIMEOUT)
         finally:

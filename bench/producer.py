@@ -1,9 +1,11 @@
 """The producer: publishes numbered headlines at a fixed rate, through public surfaces only.
 
 For Ticker, every headline is a ``POST /api/items`` with a staff token (the
-real publish path, HTTP layer included), on a few keep-alive connections, and
-each answer's latency is recorded: under a fan-out overload this is what staff
-would wait. For the references, which have no publish API, each headline is
+real publish path, HTTP layer included), one after the other on one
+keep-alive connection (so the stream holds them in sequence order), and each
+answer's latency is recorded: under a fan-out overload this is what staff
+would wait. A slow answer makes the producer fall behind its schedule, which
+the run reports. For the references, which have no publish API, each headline is
 an ``XADD`` of an entry in the layout ``docs/stream.md`` documents. Headlines
 read ``bench <seq> ...`` so readers can check order, gaps and duplicates.
 Prints one JSON line at the end: how many, how long, how far behind schedule,
@@ -24,8 +26,6 @@ import httpx
 import redis.asyncio as aioredis
 
 HEADLINE = "bench {seq} Storm closes the coastal road as rivers rise across the region"
-CONNECTIONS = 4
-"""Keep-alive connections the HTTP producer spreads its publishes over."""
 
 
 def item_json(seq: int, now_ms: int) -> str:
@@ -50,8 +50,7 @@ def item_json(seq: int, now_ms: int) -> str:
 
 
 def over_http(url: str, token: str) -> tuple[Callable[[int], Awaitable[None]], Callable[[], Awaitable[None]]]:
-    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
-    client = httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits, timeout=60)
+    client = httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
 
     async def publish(seq: int) -> None:
         answer = await client.post("/api/items", json={"id": f"e{seq}", "headline": HEADLINE.format(seq=seq)})
@@ -94,7 +93,6 @@ async def produce(args: argparse.Namespace) -> dict[str, float]:
             if go.strip() != "go":  # the benchmark went away: publish nothing
                 count = 0
         begin = time.monotonic()
-        pending: set[asyncio.Task[None]] = set()
         for i in range(count):
             due = begin + i / args.rate
             wait = due - time.monotonic()
@@ -102,10 +100,7 @@ async def produce(args: argparse.Namespace) -> dict[str, float]:
                 await asyncio.sleep(wait)
             else:
                 behind = max(behind, -wait)
-            task = asyncio.create_task(one(args.start + i))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-        await asyncio.gather(*pending)
+            await one(args.start + i)
     finally:
         await close()
     ordered = sorted(latencies) or [0.0]
