@@ -426,6 +426,7 @@ class Bench:
 
         def start_window() -> None:
             # Counters start once the producer is up: its own start-up is not part of the window.
+            marks["commands"] = self.commandstats()
             lg.call("reset", 1)
             marks["user0"], marks["sys0"] = cpu_times(pid)
             marks["cpu0"] = marks["user0"] + marks["sys0"]
@@ -436,6 +437,8 @@ class Bench:
         waited = lg.call("wait", args.drain, seq=count, timeout=args.drain)
         user1, sys1 = cpu_times(pid)
         cpu1 = user1 + sys1
+        reads = self.commandstats().get("xread", 0) - marks["commands"].get("xread", 0)
+        fig["xread_s"] = reads / max(1e-3, time.time() - marks["t0"])
         stats = lg.call("stats", 1, published=count)
         delivered = stats["delivered"]
         # From the first delivery to the last: the producer's own start-up is not the server's.
@@ -637,6 +640,7 @@ COLUMNS = [
     ("rss_mib", "RSS MiB", "{:.1f}"),
     ("idle_kib_per_conn", "KiB/conn", "{:.1f}"),
     ("publish_p99_ms", "pub p99ms", "{:.0f}"),
+    ("xread_s", "XREAD/s", "{:.1f}"),
     ("loadgen_core", "lg core", "{:.0%}"),
     ("loadgen_lag_ms", "lg lag", "{:.0f}"),
     ("storm_reconnect_s", "storm conn s", "{:.2f}"),
