@@ -1,8 +1,8 @@
-"""The reader page ``/``, the desk ``/desk`` and the files of ``ticker/web/``, with their headers.
+"""The reader page ``/``, the desk ``/desk`` and the files of ``web/`` (shipped as ``ticker.web``), with their headers.
 
 Pages are static HTML with a few values filled in (display time zone, locale,
 site name and the schema.org JSON-LD); everything dynamic happens in
-``ticker/web/ticker.js`` and ``ticker/web/desk.js`` under a strict Content-Security-Policy:
+``web/ticker.js`` and ``web/desk.js`` under a strict Content-Security-Policy:
 no inline script or style, no ``eval``, and Trusted Types required, so no
 string can ever become HTML.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ticker.config import DEFAULT_CHANNEL, Settings
 from ticker.models import Item
 
-WEB_DIR = Path(__file__).resolve().parent / "web"
+WEB_DIR = Path(str(resources.files("ticker.web")))
 """The page sources: HTML, JavaScript and CSS, served as they are (no build step)."""
 JSON_LD_ITEMS = 20
 
