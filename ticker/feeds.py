@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ticker.api import channel_param, limit_param, store_of
+from ticker.http import channel_param, limit_param, store_of
 from ticker.models import Item, format_time
 from ticker.store import Page
 

@@ -1,4 +1,4 @@
-"""The reader page ``/``, the desk ``/desk`` and the files of ``web/`` (shipped as ``ticker.web``), with their headers.
+"""The reader page ``/``, the desk ``/desk``, the widget settings and the files of ``web/`` (shipped as ``ticker.web``).
 
 Pages are static HTML with a few values filled in (display time zone, locale,
 site name and the schema.org JSON-LD); everything dynamic happens in
@@ -8,7 +8,7 @@ string can ever become HTML.
 
 The embeddable widget is ``/static/ticker.js`` on a foreign site: it reads
 ``/widget.json`` and ``GET /api/items`` across origins, which
-:class:`ReadCors` allows for anonymous reads only (no credentials, GET/HEAD).
+:class:`ticker.headers.ReadCors` allows for anonymous reads only (no credentials, GET/HEAD).
 """
 
 from __future__ import annotations
@@ -23,43 +23,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticker.config import DEFAULT_CHANNEL, Settings
+from ticker.headers import PAGE_HEADERS
+from ticker.http import settings_of
 from ticker.models import Item
 
 WEB_DIR = Path(str(resources.files("ticker.web")))
 """The page sources: HTML, JavaScript and CSS, served as they are (no build step)."""
 JSON_LD_ITEMS = 20
-
-CSP = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "object-src 'none'",
-        "require-trusted-types-for 'script'",
-        "trusted-types 'none'",
-    ]
-)
-PAGE_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Frame-Options": "DENY",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
-    "Cache-Control": "no-cache",
-}
-CORS_PREFIXES = ("/api/items", "/api/events", "/widget.json", "/static/", "/feed.json", "/feed.atom")
-"""Anonymous reads a widget on another site makes; staff writes never get CORS."""
-
-
-def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def blog_posting(item: dict[str, Any], base_url: str) -> dict[str, Any]:
@@ -133,34 +105,6 @@ async def widget_settings(request: Request) -> Response:
         "channel": DEFAULT_CHANNEL,
     }
     return Response(json.dumps(body), media_type="application/json", headers={"Cache-Control": "max-age=60"})
-
-
-class ReadCors:
-    """``Access-Control-Allow-Origin: *`` on anonymous reads (GET/HEAD of public paths)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] not in ("GET", "HEAD")
-            or not scope["path"].startswith(CORS_PREFIXES)
-        ):
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"access-control-allow-origin", b"*"),
-                    (b"access-control-expose-headers", b"etag"),
-                    (b"cross-origin-resource-policy", b"cross-origin"),
-                ]
-            await send(message)
-
-        await self.app(scope, receive, send_with_cors)
 
 
 routes = [

@@ -8,9 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from ticker.api import channel_param
 from ticker.config import Settings
 from ticker.errors import Unavailable
+from ticker.http import channel_param
 from ticker.hub import Hub
 from ticker.live import loaded
 from ticker.sinks import SseSink
