@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -25,8 +26,19 @@ from ticker.limits import KeyedBuckets
 from ticker.models import CHANNEL_PATTERN, Item, ItemCreate, ItemEdit, is_channel, is_item_id, parse
 from ticker.store import Store, WriteResult
 
-_BEFORE = re.compile(r"^\d{15}:[A-Za-z0-9_-]{1,64}$")
-_IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
+_BEFORE = re.compile(r"^[0-9]{15}:[A-Za-z0-9_-]{1,64}$")
+_IF_MATCH = re.compile(r'^\s*(?:W/)?"?([0-9]{1,18})"?\s*$')
+_WHOLE = re.compile(r"[0-9]{1,18}")
+
+
+def whole_number(raw: str) -> int | None:
+    """A non-negative whole number written in ASCII digits, else None.
+
+    The one parser for numbers in requests: ``str.isdigit`` and ``int`` also take
+    superscripts, Arabic-Indic and fullwidth digits (``¹``, ``٣``, ``３``), and
+    ``int`` signs, spaces and underscores; none of those is a number on the wire.
+    """
+    return int(raw) if _WHOLE.fullmatch(raw) else None
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -73,8 +85,8 @@ async def read_json(request: Request) -> Any:
     if media_type != "application/json":
         raise UnsupportedMediaType("send the body as application/json")
     limit = settings_of(request).max_body_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    declared = whole_number(request.headers.get("content-length", ""))
+    if declared is not None and declared > limit:
         raise PayloadTooLarge(f"the body is larger than {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
@@ -134,21 +146,28 @@ def limit_param(request: Request) -> int:
     raw = request.query_params.get("limit")
     if raw is None or raw == "":
         return DEFAULT_PAGE_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_LIMIT:
+    value = whole_number(raw)
+    if value is None or not 1 <= value <= MAX_PAGE_LIMIT:
         raise TickerError(
-            f"limit must be a whole number from 1 to {MAX_PAGE_LIMIT}",
+            f"limit must be a whole number from 1 to {MAX_PAGE_LIMIT} in ASCII digits",
             fields=[{"field": "limit", "message": f"1 to {MAX_PAGE_LIMIT}"}],
         )
-    return int(raw)
+    return value
 
 
-async def list_items(request: Request) -> Response:
+def before_param(request: Request) -> str | None:
+    """The ``before`` page token of an earlier page's ``next``, if given."""
     before = request.query_params.get("before") or None
     if before is not None and not _BEFORE.fullmatch(before):
         raise TickerError(
             "before must be the 'next' token of an earlier page",
             fields=[{"field": "before", "message": "not a page token"}],
         )
+    return before
+
+
+async def list_items(request: Request) -> Response:
+    before = before_param(request)
     page = await store_of(request).page(channel=channel_param(request), limit=limit_param(request), before=before)
     body: dict[str, Any] = {
         "items": [item_json(i) for i in page.items],
@@ -206,12 +225,26 @@ async def openapi(request: Request) -> Response:
     return JSONResponse(request.app.state.openapi)
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def by_method(path: str, handlers: dict[str, Endpoint]) -> Route:
+    """One route for a path that takes several methods.
+
+    Starlette answers a method no route takes with the ``Allow`` of the first
+    route whose path matched; with one route per path that is every method the
+    path takes. ``HEAD`` is answered like ``GET``.
+    """
+
+    async def dispatch(request: Request) -> Response:
+        return await handlers["GET" if request.method == "HEAD" else request.method](request)
+
+    return Route(path, dispatch, methods=list(handlers))
+
+
 routes = [
-    Route("/api/items", list_items, methods=["GET"]),
-    Route("/api/items", create_item, methods=["POST"]),
-    Route("/api/items/{id}", get_item, methods=["GET"]),
-    Route("/api/items/{id}", edit_item, methods=["PATCH"]),
-    Route("/api/items/{id}", retract_item, methods=["DELETE"]),
+    by_method("/api/items", {"GET": list_items, "POST": create_item}),
+    by_method("/api/items/{id}", {"GET": get_item, "PATCH": edit_item, "DELETE": retract_item}),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
