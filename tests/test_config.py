@@ -78,3 +78,26 @@ def test_flags_win_over_the_environment() -> None:
     settings = config.load({"TICKER_PORT": "9000"}).with_overrides(port=9100, host=None)
     assert settings.port == 9100
     assert settings.host == config.DEFAULT_HOST
+
+
+def test_public_url_is_normalized() -> None:
+    assert config.load({}).public_url is None
+    assert config.load({"TICKER_PUBLIC_URL": "https://News.Example/"}).public_url == "https://news.example"
+    assert config.load({"TICKER_PUBLIC_URL": "http://127.0.0.1:8000/live/"}).public_url == "http://127.0.0.1:8000/live"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "news.example",
+        "ftp://news.example",
+        "https://user@news.example",
+        "https://news.example/?x=1",
+        "https://news.example/#top",
+        "https://news.example\\@evil.example",
+        "https://news.example:99999",
+    ],
+)
+def test_bad_public_url_is_one_clear_error(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"TICKER_PUBLIC_URL=.*absolute http"):
+        config.load({"TICKER_PUBLIC_URL": value})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -86,10 +87,24 @@ async def retract_item(request: Request) -> Response:
     return write_answer(result, 200)
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def by_method(path: str, handlers: dict[str, Endpoint]) -> Route:
+    """One route for a path that takes several methods.
+
+    Starlette answers a method no route takes with the ``Allow`` of the first
+    route whose path matched; with one route per path that is every method the
+    path takes. ``HEAD`` is answered like ``GET``.
+    """
+
+    async def dispatch(request: Request) -> Response:
+        return await handlers["GET" if request.method == "HEAD" else request.method](request)
+
+    return Route(path, dispatch, methods=list(handlers))
+
+
 routes = [
-    Route("/api/items", list_items, methods=["GET"]),
-    Route("/api/items", create_item, methods=["POST"]),
-    Route("/api/items/{id}", get_item, methods=["GET"]),
-    Route("/api/items/{id}", edit_item, methods=["PATCH"]),
-    Route("/api/items/{id}", retract_item, methods=["DELETE"]),
+    by_method("/api/items", {"GET": list_items, "POST": create_item}),
+    by_method("/api/items/{id}", {"GET": get_item, "PATCH": edit_item, "DELETE": retract_item}),
 ]

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ticker.errors import ConfigError
@@ -41,6 +42,8 @@ DEFAULT_TRUSTED_ADDRESSES = ("127.0.0.1", "::1")
 DEFAULT_DISPLAY_TIMEZONE = "UTC"
 DEFAULT_LOCALE = "en-GB"
 DEFAULT_SITE_NAME = "Ticker"
+DEFAULT_PUBLIC_URL: str | None = None
+"""Unset: absolute URLs start with the request's own scheme and ``Host`` (see ``ticker/urls.py``)."""
 DEFAULT_ALLOWED_ORIGINS: tuple[str, ...] = ()
 """Browser origins allowed on the live socket besides the server's own; ``*`` allows any."""
 DEFAULT_MAX_CONNECTIONS = 50_000
@@ -106,6 +109,9 @@ class Settings:
     """A running server (for the CLI's writing commands); ``None`` means straight to Redis."""
     token: str | None = None
     """Staff token the CLI sends to :attr:`url`."""
+    public_url: str | None = DEFAULT_PUBLIC_URL
+    """Where readers reach the service (``https://news.example``, a path prefix allowed), without
+    a trailing slash: the start of every absolute URL written, and the live socket's own origin."""
     allowed_origins: tuple[str, ...] = DEFAULT_ALLOWED_ORIGINS
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_connections_per_address: int = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
@@ -140,6 +146,21 @@ def _flag(value: str) -> bool:
     raise ValueError(value)
 
 
+def public_url(value: str) -> str:
+    """``TICKER_PUBLIC_URL`` without its trailing slash: an absolute http(s) URL with a host,
+    and no user, query, fragment or backslash (a path prefix is allowed)."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or "\\" in value:
+        raise ValueError(value)
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        raise ValueError(value)
+    try:
+        parts.port  # noqa: B018 - an out-of-range port raises here
+    except ValueError:
+        raise ValueError(value) from None
+    return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
@@ -161,6 +182,7 @@ _PARSERS: dict[str, Any] = {
     "site_name": str,
     "url": str,
     "token": str,
+    "public_url": public_url,
     "allowed_origins": _csv,
     "max_connections": int,
     "max_connections_per_address": int,
@@ -181,6 +203,8 @@ _PARSERS: dict[str, Any] = {
     "max_reader_lag": float,
 }
 
+_EXPECTED = {"public_url": "an absolute http(s) URL such as https://news.example, without user, query or fragment"}
+
 ENV_VARS = {name: f"TICKER_{name.upper()}" for name in _PARSERS}
 """The environment variable behind each setting, e.g. ``TICKER_REDIS_URL``."""
 
@@ -196,7 +220,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         try:
             values[name] = _PARSERS[name](raw)
         except ValueError:
-            raise ConfigError(f"{var}={raw!r} is not valid; expected {_PARSERS[name].__name__}") from None
+            expected = _EXPECTED.get(name, _PARSERS[name].__name__)
+            raise ConfigError(f"{var}={raw!r} is not valid; expected {expected}") from None
     settings = Settings(**values)
     validate(settings)
     return settings

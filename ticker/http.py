@@ -19,8 +19,19 @@ from ticker.errors import InvalidInput, NotFound, PayloadTooLarge, TickerError, 
 from ticker.models import CHANNEL_PATTERN, is_channel, is_item_id
 from ticker.store import Store
 
-BEFORE = re.compile(r"^\d{15}:[A-Za-z0-9_-]{1,64}$")
-_IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
+BEFORE = re.compile(r"^[0-9]{15}:[A-Za-z0-9_-]{1,64}$")
+_IF_MATCH = re.compile(r'^\s*(?:W/)?"?([0-9]{1,18})"?\s*$')
+_WHOLE = re.compile(r"[0-9]{1,18}")
+
+
+def whole_number(raw: str) -> int | None:
+    """A non-negative whole number written in ASCII digits, else None.
+
+    The one parser for numbers in requests: ``str.isdigit`` and ``int`` also take
+    superscripts, Arabic-Indic and fullwidth digits (``¹``, ``٣``, ``３``), and
+    ``int`` signs, spaces and underscores; none of those is a number on the wire.
+    """
+    return int(raw) if _WHOLE.fullmatch(raw) else None
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -58,8 +69,8 @@ async def read_json(request: Request) -> Any:
     if media_type != "application/json":
         raise UnsupportedMediaType("send the body as application/json")
     limit = settings_of(request).max_body_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    declared = whole_number(request.headers.get("content-length", ""))
+    if declared is not None and declared > limit:
         raise PayloadTooLarge(f"the body is larger than {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
@@ -108,12 +119,13 @@ def limit_param(request: Request) -> int:
     raw = request.query_params.get("limit")
     if raw is None or raw == "":
         return DEFAULT_PAGE_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_LIMIT:
+    value = whole_number(raw)
+    if value is None or not 1 <= value <= MAX_PAGE_LIMIT:
         raise TickerError(
-            f"limit must be a whole number from 1 to {MAX_PAGE_LIMIT}",
+            f"limit must be a whole number from 1 to {MAX_PAGE_LIMIT} in ASCII digits",
             fields=[{"field": "limit", "message": f"1 to {MAX_PAGE_LIMIT}"}],
         )
-    return int(raw)
+    return value
 
 
 def before_param(request: Request) -> str | None:

@@ -32,7 +32,9 @@ async def refuse(websocket: WebSocket, metrics: Metrics, code: int, reason: str)
 def check(websocket: WebSocket, settings: Settings, counter: ConnectionCounter, address: str) -> tuple[int, str] | None:
     """The close code and reason for a connection that may not proceed, else None."""
     headers = Headers(scope=websocket.scope)  # not cached on the socket: see live()
-    if not origin_allowed(headers.get("origin"), headers.get("host"), settings.allowed_origins):
+    if not origin_allowed(
+        headers.get("origin"), headers.get("host"), settings.allowed_origins, public_url=settings.public_url
+    ):
         return CloseCode.POLICY, "origin: not allowed"
     channel = websocket.query_params.get("channel") or None
     if channel is not None and not is_channel(channel):

@@ -27,36 +27,47 @@ from starlette.staticfiles import StaticFiles
 from ticker.config import DEFAULT_CHANNEL, Settings
 from ticker.headers import PAGE_HEADERS
 from ticker.http import settings_of
-from ticker.models import Item
+from ticker.models import Item, format_time
+from ticker.urls import Urls
 
 WEB_DIR = Path(str(resources.files("ticker.web")))
 """The page sources: HTML, JavaScript and CSS, served as they are (no build step)."""
 JSON_LD_ITEMS = 20
 
 
-def blog_posting(item: dict[str, Any], base_url: str) -> dict[str, Any]:
-    posting = {
+def blog_posting(item: Item, urls: Urls) -> dict[str, Any]:
+    """One item as a schema.org ``BlogPosting``, as mapped in ``docs/stream.md``."""
+    permalink = urls.item(item.id)
+    posting: dict[str, Any] = {
         "@type": "BlogPosting",
-        "@id": f"{base_url}api/items/{item['id']}",
-        "headline": item["headline"],
-        "datePublished": item["published_at"],
-        "dateModified": item["updated_at"] or item["published_at"],
+        "@id": f"{permalink}#posting",
+        "identifier": item.id,
+        "headline": item.headline,
+        "url": item.url or permalink,
+        "datePublished": format_time(item.published_at),
+        "dateModified": format_time(item.updated_at or item.published_at),
+        "articleSection": item.channel,
     }
-    if item["url"]:
-        posting["url"] = item["url"]
-    if item["labels"]:
-        posting["keywords"] = item["labels"]
+    if item.labels:
+        posting["keywords"] = item.labels
+    if item.author:
+        posting["author"] = {"@type": "Person", "name": item.author}
+    if item.lang:
+        posting["inLanguage"] = item.lang
+    if item.correction:
+        posting["correction"] = {"@type": "CorrectionComment", "text": item.correction}
     return posting
 
 
-def json_ld(settings: Settings, items: list[Item], base_url: str) -> str:
+def json_ld(settings: Settings, items: list[Item], urls: Urls) -> str:
     """schema.org ``LiveBlogPosting`` for the page, safe inside a ``<script>`` element."""
-    updates = [blog_posting(item.model_dump(mode="json"), base_url) for item in items]
+    updates = [blog_posting(item, urls) for item in items]
     data: dict[str, Any] = {
         "@context": "https://schema.org",
         "@type": "LiveBlogPosting",
+        "@id": urls.home(),
         "headline": settings.site_name,
-        "url": base_url,
+        "url": urls.home(),
         "liveBlogUpdate": updates,
     }
     if items:
@@ -86,7 +97,8 @@ def page_values(settings: Settings) -> dict[str, str]:
 async def reader(request: Request) -> Response:
     settings = settings_of(request)
     page = await request.app.state.store.page(limit=JSON_LD_ITEMS)
-    values = page_values(settings) | {"jsonld": json_ld(settings, page.items, str(request.base_url))}
+    urls = Urls.of(request)
+    values = page_values(settings) | {"jsonld": json_ld(settings, page.items, urls), "base": html.escape(urls.base)}
     return render("index.html", values)
 
 
