@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ticker.admission import Admission
 from ticker.auth import Scope, Staff, authenticate
 from ticker.config import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Settings
 from ticker.errors import (
@@ -19,9 +20,10 @@ from ticker.errors import (
     PayloadTooLarge,
     RateLimited,
     TickerError,
+    Unauthorized,
     UnsupportedMediaType,
 )
-from ticker.limits import KeyedBuckets
+from ticker.limits import FailureLimit, KeyedBuckets
 from ticker.models import CHANNEL_PATTERN, Item, ItemCreate, ItemEdit, is_channel, is_item_id, parse
 from ticker.store import Store, WriteResult
 
@@ -92,9 +94,30 @@ async def read_json(request: Request) -> Any:
     return data
 
 
+async def login(request: Request) -> Staff:
+    """The staff member behind the request's token; 429 while its address has failed too often.
+
+    A locked-out address is refused before its token is looked at, so a guess
+    made while locked out learns nothing.
+    """
+    failures: FailureLimit = request.app.state.login_failures
+    admission: Admission = request.app.state.admission
+    address = admission.client(request.scope)
+    wait = failures.wait(address, time.monotonic())
+    if wait:
+        raise RateLimited("too many failed logins from this address; wait and try again", retry_after=wait)
+    authorization = request.headers.get("authorization")
+    try:
+        return await authenticate(store_of(request), authorization)
+    except Unauthorized:
+        if authorization:  # a token was offered and was wrong: a guess
+            failures.fail(address, time.monotonic())
+        raise
+
+
 async def staff(request: Request, scope: Scope) -> Staff:
     """The authenticated staff member, allowed ``scope`` and within the write rate."""
-    member = await authenticate(store_of(request), request.headers.get("authorization"))
+    member = await login(request)
     member.require(scope)
     buckets: KeyedBuckets = request.app.state.write_limits
     wait = buckets.take(member.name, time.monotonic())
