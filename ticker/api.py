@@ -10,8 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ticker.admission import Admission
 from ticker.auth import Scope, Staff, authenticate
-from ticker.errors import RateLimited
+from ticker.errors import RateLimited, Unauthorized
 from ticker.http import (
     before_param,
     channel_param,
@@ -23,7 +24,7 @@ from ticker.http import (
     settings_of,
     store_of,
 )
-from ticker.limits import KeyedBuckets
+from ticker.limits import FailureLimit, KeyedBuckets
 from ticker.models import Item, ItemCreate, ItemEdit, parse
 from ticker.store import WriteResult
 
@@ -37,9 +38,30 @@ def write_answer(result: WriteResult, status: int) -> Response:
     return json_response({"item": item_json(result.item), "cursor": result.cursor}, status, headers)
 
 
+async def login(request: Request) -> Staff:
+    """The staff member behind the request's token; 429 while its address has failed too often.
+
+    A locked-out address is refused before its token is looked at, so a guess
+    made while locked out learns nothing.
+    """
+    failures: FailureLimit = request.app.state.login_failures
+    admission: Admission = request.app.state.admission
+    address = admission.client(request.scope)
+    wait = failures.wait(address, time.monotonic())
+    if wait:
+        raise RateLimited("too many failed logins from this address; wait and try again", retry_after=wait)
+    authorization = request.headers.get("authorization")
+    try:
+        return await authenticate(store_of(request), authorization)
+    except Unauthorized:
+        if authorization:  # a token was offered and was wrong: a guess
+            failures.fail(address, time.monotonic())
+        raise
+
+
 async def staff(request: Request, scope: Scope) -> Staff:
     """The authenticated staff member, allowed ``scope`` and within the write rate."""
-    member = await authenticate(store_of(request), request.headers.get("authorization"))
+    member = await login(request)
     member.require(scope)
     buckets: KeyedBuckets = request.app.state.write_limits
     wait = buckets.take(member.name, time.monotonic())

@@ -17,12 +17,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ticker import api, feeds, live, openapi, operations, pages, sse
+from ticker.admission import Admission
 from ticker.config import Settings
 from ticker.errors import ConfigError, TickerError
 from ticker.headers import ReadCors, SecurityHeaders
 from ticker.http import json_response
 from ticker.hub import Hub
-from ticker.limits import ConnectionCounter, KeyedBuckets
+from ticker.limits import FailureLimit, KeyedBuckets
 from ticker.metrics import Metrics
 from ticker.protocol import CloseCode
 from ticker.reader import Reader
@@ -106,8 +107,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.write_limits = KeyedBuckets(settings.write_rate, settings.write_burst)
     app.state.readiness = readiness
     app.state.hub = hub
-    app.state.connections = ConnectionCounter(
-        settings.max_connections, settings.max_connections_per_address, frozenset(settings.trusted_addresses)
-    )
+    app.state.admission = Admission(settings)
+    app.state.login_failures = FailureLimit(settings.login_failure_rate, settings.login_failure_burst)
     app.state.openapi = openapi.document()
     return app

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ticker.errors import ConfigError
+from ticker.proxies import Networks
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -74,6 +75,14 @@ DEFAULT_READER_BLOCK_MS = 5000
 DEFAULT_MAX_READER_LAG = 5.0
 """Seconds behind the stream head past which ``/readyz`` says not ready."""
 
+# --- proxies and admission -------------------------------------------------------------
+DEFAULT_TRUSTED_PROXIES = ("127.0.0.1", "::1")
+"""Peers whose ``X-Forwarded-For`` is believed (addresses and CIDRs): a proxy on this host."""
+DEFAULT_LOGIN_FAILURE_BURST = 10
+"""Failed logins one client address may make at once before 429."""
+DEFAULT_LOGIN_FAILURE_RATE = 0.2
+"""Failed logins per second one client address earns back after the burst (one per 5 s)."""
+
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
     """Where the embedded Redis keeps its data: per user, surviving restarts."""
@@ -101,6 +110,7 @@ class Settings:
     """Staff writes per second allowed per token (token bucket)."""
     write_burst: int = DEFAULT_WRITE_BURST
     trusted_addresses: tuple[str, ...] = DEFAULT_TRUSTED_ADDRESSES
+    """Client addresses and CIDRs exempt from the per-address connection cap (after proxies are resolved)."""
     display_timezone: str = DEFAULT_DISPLAY_TIMEZONE
     locale: str = DEFAULT_LOCALE
     site_name: str = DEFAULT_SITE_NAME
@@ -115,7 +125,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = DEFAULT_ALLOWED_ORIGINS
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_connections_per_address: int = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
-    """Live connections from one address; :attr:`trusted_addresses` are exempt."""
+    """Live connections (WebSocket and SSE) from one client address; :attr:`trusted_addresses` are exempt."""
     client_buffer_bytes: int = DEFAULT_CLIENT_BUFFER_BYTES
     send_buffer_bytes: int = DEFAULT_SEND_BUFFER_BYTES
     direct_frames: bool = DEFAULT_DIRECT_FRAMES
@@ -132,6 +142,11 @@ class Settings:
     reader_count: int = DEFAULT_READER_COUNT
     reader_block_ms: int = DEFAULT_READER_BLOCK_MS
     max_reader_lag: float = DEFAULT_MAX_READER_LAG
+    # proxies and admission
+    trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES
+    """Addresses and CIDRs of proxies whose ``X-Forwarded-For`` names the client (``ticker.proxies``)."""
+    login_failure_burst: int = DEFAULT_LOGIN_FAILURE_BURST
+    login_failure_rate: float = DEFAULT_LOGIN_FAILURE_RATE
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-``None`` values replaced (CLI flags win over env)."""
@@ -201,6 +216,10 @@ _PARSERS: dict[str, Any] = {
     "reader_count": int,
     "reader_block_ms": int,
     "max_reader_lag": float,
+    # proxies and admission
+    "trusted_proxies": _csv,
+    "login_failure_burst": int,
+    "login_failure_rate": float,
 }
 
 _EXPECTED = {"public_url": "an absolute http(s) URL such as https://news.example, without user, query or fragment"}
@@ -244,6 +263,13 @@ def validate(settings: Settings) -> None:
         raise ConfigError("history_size, snapshot_limit and reader_count must be at least 1")
     if settings.reader_block_ms < 1:
         raise ConfigError("reader_block_ms must be at least 1")
+    for name in ("trusted_proxies", "trusted_addresses"):
+        try:
+            Networks.parse(getattr(settings, name))
+        except ValueError as exc:
+            raise ConfigError(f"{ENV_VARS[name]}: {exc}") from None
+    if settings.login_failure_burst < 1 or settings.login_failure_rate <= 0:
+        raise ConfigError("login_failure_burst must be at least 1 and login_failure_rate above 0")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
     try:
