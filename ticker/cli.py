@@ -58,6 +58,11 @@ def _parser() -> Parser:
     serve.add_argument("--host", help=f"address to bind (default {config.DEFAULT_HOST})")
     serve.add_argument("--port", type=int, help=f"port (default {config.DEFAULT_PORT}; 0 picks a free one)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help=f"server processes on the one port (env TICKER_WORKERS; default {config.DEFAULT_WORKERS})",
+    )
 
     demo = sub.add_parser("demo", parents=[common], help="run the server with a producer of sample headlines")
     demo.add_argument("--host", help=f"address to bind (default {config.DEFAULT_HOST})")
@@ -353,22 +358,23 @@ def serve_banner(base: str, redis: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quiet = args.command not in ("serve", "demo")
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    process.configure_logging(logging.WARNING if quiet else logging.INFO)
     try:
         settings = config.load().with_overrides(
             redis_url=args.redis_url,
             prefix=args.prefix,
             host=getattr(args, "host", None),
             port=getattr(args, "port", None),
+            workers=getattr(args, "workers", None),
             url=getattr(args, "server", None),
             token=getattr(args, "token", None),
         )
         config.validate(settings)
         if args.command == "serve":
+            if settings.workers > 1:
+                from ticker import workers
+
+                return workers.serve(settings, banner=serve_banner, log_level=args.log_level)
             return process.serve(settings, banner=serve_banner, log_level=args.log_level)
         if args.command == "demo":
             from ticker import demo

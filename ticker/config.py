@@ -71,6 +71,11 @@ DEFAULT_READER_BLOCK_MS = 5000
 DEFAULT_MAX_READER_LAG = 5.0
 """Seconds behind the stream head past which ``/readyz`` says not ready."""
 
+# Worker processes (``ticker serve --workers N``).
+DEFAULT_WORKERS = 1
+"""Server processes sharing one port; past one, a supervisor starts them and restarts any that dies."""
+MAX_WORKERS = 256
+
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
     """Where the embedded Redis keeps its data: per user, surviving restarts."""
@@ -127,6 +132,11 @@ class Settings:
     reader_block_ms: int = DEFAULT_READER_BLOCK_MS
     max_reader_lag: float = DEFAULT_MAX_READER_LAG
 
+    # Worker processes.
+    workers: int = DEFAULT_WORKERS
+    metrics_dir: Path | None = None
+    """Where the workers of one ``serve`` share their metrics; set by the supervisor, never by hand."""
+
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-``None`` values replaced (CLI flags win over env)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -179,6 +189,8 @@ _PARSERS: dict[str, Any] = {
     "reader_count": int,
     "reader_block_ms": int,
     "max_reader_lag": float,
+    # Worker processes.
+    "workers": int,
 }
 
 ENV_VARS = {name: f"TICKER_{name.upper()}" for name in _PARSERS}
@@ -219,6 +231,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError("history_size, snapshot_limit and reader_count must be at least 1")
     if settings.reader_block_ms < 1:
         raise ConfigError("reader_block_ms must be at least 1")
+    if not 1 <= settings.workers <= MAX_WORKERS:
+        raise ConfigError(f"workers must be between 1 and {MAX_WORKERS}, not {settings.workers}")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
     try:

@@ -10,6 +10,7 @@ cleanly behind it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import socket
 from collections.abc import Callable, Iterator
@@ -25,6 +26,13 @@ if TYPE_CHECKING:
     from ticker.server import Server as TickerServer
 
 LISTEN_BACKLOG = 2048
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: int) -> None:
+    """Ticker's own log lines (uvicorn configures its loggers itself)."""
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def bind(host: str, port: int) -> socket.socket:
