@@ -94,7 +94,7 @@ def create_app(settings: Settings) -> Starlette:
 
     handlers: dict[Any, Any] = {TickerError: ticker_error, HTTPException: http_error, RedisError: redis_error}
     hub = Hub(
-        metrics=Metrics(),
+        metrics=Metrics(shared_dir=settings.metrics_dir),
         history_size=settings.history_size,
         snapshot_limit=settings.snapshot_limit,
         snapshot_pool=settings.snapshot_pool,

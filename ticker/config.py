@@ -82,6 +82,10 @@ DEFAULT_LOGIN_FAILURE_BURST = 10
 """Failed logins one client address may make at once before 429."""
 DEFAULT_LOGIN_FAILURE_RATE = 0.2
 """Failed logins per second one client address earns back after the burst (one per 5 s)."""
+# Worker processes (``ticker serve --workers N``).
+DEFAULT_WORKERS = 1
+"""Server processes sharing one port; past one, a supervisor starts them and restarts any that dies."""
+MAX_WORKERS = 256
 
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
@@ -147,6 +151,11 @@ class Settings:
     """Addresses and CIDRs of proxies whose ``X-Forwarded-For`` names the client (``ticker.proxies``)."""
     login_failure_burst: int = DEFAULT_LOGIN_FAILURE_BURST
     login_failure_rate: float = DEFAULT_LOGIN_FAILURE_RATE
+
+    # Worker processes.
+    workers: int = DEFAULT_WORKERS
+    metrics_dir: Path | None = None
+    """Where the workers of one ``serve`` share their metrics; set by the supervisor, never by hand."""
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-``None`` values replaced (CLI flags win over env)."""
@@ -220,6 +229,8 @@ _PARSERS: dict[str, Any] = {
     "trusted_proxies": _csv,
     "login_failure_burst": int,
     "login_failure_rate": float,
+    # Worker processes.
+    "workers": int,
 }
 
 _EXPECTED = {"public_url": "an absolute http(s) URL such as https://news.example, without user, query or fragment"}
@@ -270,6 +281,8 @@ def validate(settings: Settings) -> None:
             raise ConfigError(f"{ENV_VARS[name]}: {exc}") from None
     if settings.login_failure_burst < 1 or settings.login_failure_rate <= 0:
         raise ConfigError("login_failure_burst must be at least 1 and login_failure_rate above 0")
+    if not 1 <= settings.workers <= MAX_WORKERS:
+        raise ConfigError(f"workers must be between 1 and {MAX_WORKERS}, not {settings.workers}")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
     try:
