@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -21,7 +20,6 @@ from ticker.errors import (
     TickerError,
     UnsupportedMediaType,
 )
-from ticker.limits import KeyedBuckets
 from ticker.models import CHANNEL_PATTERN, Item, ItemCreate, ItemEdit, is_channel, is_item_id, parse
 from ticker.store import Store, WriteResult
 
@@ -93,11 +91,12 @@ async def read_json(request: Request) -> Any:
 
 
 async def staff(request: Request, scope: Scope) -> Staff:
-    """The authenticated staff member, allowed ``scope`` and within the write rate."""
+    """The authenticated staff member, allowed ``scope`` and within the write rate (kept in Redis,
+    so every process counts against the same limit)."""
     member = await authenticate(store_of(request), request.headers.get("authorization"))
     member.require(scope)
-    buckets: KeyedBuckets = request.app.state.write_limits
-    wait = buckets.take(member.name, time.monotonic())
+    settings = settings_of(request)
+    wait = await store_of(request).take_write(member.name, rate=settings.write_rate, burst=settings.write_burst)
     if wait:
         raise RateLimited(f"too many writes from token {member.name!r}; slow down", retry_after=wait)
     return member
