@@ -38,6 +38,7 @@ from redis.exceptions import (
     MasterDownError,
     MovedError,
     ReadOnlyError,
+    RedisClusterException,
     RedisError,
     ResponseError,
     TryAgainError,
@@ -62,7 +63,15 @@ WRITE_CHECK_TTL = 0.5
 """Seconds a "would a write succeed?" answer is reused (``/readyz`` may be polled often)."""
 REPLICA_LAG_SLACK = 2
 """Seconds since a replica's last acknowledgement past which it no longer counts as connected."""
-TRANSIENT = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, ClusterDownError, MasterDownError, TryAgainError)
+TRANSIENT = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ReadOnlyError,
+    ClusterDownError,
+    MasterDownError,
+    TryAgainError,
+    RedisClusterException,
+)
 """Errors that mean "not now": a failover, a slot moving, a primary restarting. Writes answer 503."""
 TRANSIENT_REPLIES = ("UNBLOCKED", "NOREPLICAS", "LOADING")
 """Error replies with the same meaning that redis-py has no class for."""
@@ -193,15 +202,16 @@ class Store:
     async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
         try:
             return await op()
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             if not transient(exc):
                 raise
             self._checked = None  # the next readiness check asks Redis again
             raise unavailable(exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc))) from exc
 
-    def _primary(self) -> dict[str, Any]:
+    async def _primary(self) -> dict[str, Any]:
         """Where a keyless command (``WAIT``, ``INFO``) must go: on a Cluster, the deployment's slot owner."""
         if isinstance(self.redis, RedisCluster):
+            await self.redis.initialize()  # learns the slots on first use; no-op after
             return {"target_nodes": self.redis.get_node_from_key(self.stream_key)}
         return {}
 
@@ -218,7 +228,7 @@ class Store:
         for _ in range(3):
             pipe = self.redis.pipeline(transaction=False)
             pipe.incr(self._sync)
-            pipe.execute_command("WAIT", self.min_replicas, self.replica_wait_ms, **self._primary())
+            pipe.execute_command("WAIT", self.min_replicas, self.replica_wait_ms, **await self._call(self._primary))
             # On a Cluster both go to the slot's owner; a redirection means it moved meanwhile.
             run = pipe.execute(allow_redirections=False) if isinstance(pipe, ClusterPipeline) else pipe.execute()
             try:
@@ -251,8 +261,8 @@ class Store:
             return self._checked[1]
         problems: list[str] = []
         try:
-            info: Any = await self.redis.info("replication", **self._primary())
-        except (RedisError, OSError) as exc:
+            info: Any = await self.redis.info("replication", **await self._primary())
+        except (RedisError, RedisClusterException, OSError) as exc:
             problems.append(f"redis unreachable ({type(exc).__name__}: {exc})")
         else:
             if info.get("role") != "master":
