@@ -117,8 +117,10 @@ class SentinelSet:
         self.sentinels = [Node(tmp, sentinel_of=("127.0.0.1", self.primary.port)) for _ in range(3)]
         for sentinel in self.sentinels:
             wait_for(
-                lambda s=sentinel: len(s.client.sentinel_slaves(SERVICE)) == 2  # type: ignore[misc]
-                and len(s.client.sentinel_sentinels(SERVICE)) == 2,
+                lambda s=sentinel: (
+                    len(s.client.sentinel_slaves(SERVICE)) == 2  # type: ignore[misc]
+                    and len(s.client.sentinel_sentinels(SERVICE)) == 2
+                ),
                 timeout=30,
                 what="sentinels to find the replicas and each other",
             )
@@ -150,10 +152,9 @@ class Cluster:
     """A Redis Cluster of three masters, made with ``redis-cli --cluster create``."""
 
     def __init__(self, tmp: Path) -> None:
-        self.nodes = [
-            Node(tmp, "--cluster-enabled", "yes", "--cluster-port", str(free_port()), "--cluster-config-file", "nodes.conf")
-            for _ in range(3)
-        ]
+        options = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+        # A free port for the cluster bus too: port + 10000 may be taken or past 65535.
+        self.nodes = [Node(tmp, *options, "--cluster-port", str(free_port())) for _ in range(3)]
         subprocess.run(
             [binary("redis-cli"), "--cluster", "create", *(n.address for n in self.nodes), "--cluster-yes"],
             check=True,
@@ -163,10 +164,7 @@ class Cluster:
         wait_for(self.stable, timeout=30, what="the cluster to agree on its slots")
 
     def stable(self) -> bool:
-        for node in self.nodes:
-            if "cluster_state:ok" not in str(node.client.execute_command("CLUSTER", "INFO")):
-                return False
-        return True
+        return all("cluster_state:ok" in str(n.client.execute_command("CLUSTER", "INFO")) for n in self.nodes)
 
     def node_ids(self) -> dict[int, str]:
         return {node.port: str(node.client.execute_command("CLUSTER", "MYID")) for node in self.nodes}
@@ -184,7 +182,8 @@ class Cluster:
         target.client.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source.port])
         source.client.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target.port])
         while keys := source.client.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000):
-            source.client.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, int(units(10) * 1000), "KEYS", *keys)
+            timeout_ms = int(units(10) * 1000)
+            source.client.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, timeout_ms, "KEYS", *keys)
         for node in self.nodes:
             node.client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[target.port])
 
