@@ -27,5 +27,5 @@ def test_public_url_is_normalized() -> None:
     ],
 )
 def test_bad_public_url_is_one_clear_error(value: str) -> None:
-    with pytest.raises(ConfigError, match="TICKER_PUBLIC_URL=.*absolute http"):
+    with pytest.raises(ConfigError, match=r"TICKER_PUBLIC_URL=.*absolute http"):
         config.load({"TICKER_PUBLIC_URL": value})

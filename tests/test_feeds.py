@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 import feedparser
 import httpx
 import pytest
-
 from starlette.requests import Request
 
 from tests.support import ServerThread, units
@@ -236,9 +235,7 @@ def test_a_change_in_the_same_second_as_last_modified_is_not_hidden() -> None:
     assert not_modified(asks(a_second_later), changed_at)
 
 
-def test_json_feed_pages_with_next_url_and_atom_says_its_language(
-    http: httpx.Client, newsroom: dict[str, str]
-) -> None:
+def test_json_feed_pages_with_next_url_and_atom_says_its_language(http: httpx.Client, newsroom: dict[str, str]) -> None:
     first = http.get("/feed.json", params={"limit": "2"}).json()
     check_json_feed(first)
     assert [i["id"] for i in first["items"]] == ["fixed", "edited"] and first["language"] == "en-GB"
