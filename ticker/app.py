@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -93,6 +93,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return api.json_response(body, exc.status_code, dict(exc.headers or {}))
 
 
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """A client that hangs up mid-body is not a server fault: one line, and an answer no one reads."""
+    assert isinstance(exc, ClientDisconnect)
+    log.info("%s %s: the client closed the connection before sending the whole body", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 async def redis_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RedisError)
     error = unavailable(exc)
@@ -140,7 +147,12 @@ def create_app(settings: Settings) -> Starlette:
         problems = [] if await store.ping() else ["redis unreachable"]
         return problems + reader.problems()
 
-    handlers: dict[Any, Any] = {TickerError: ticker_error, HTTPException: http_error, RedisError: redis_error}
+    handlers: dict[Any, Any] = {
+        TickerError: ticker_error,
+        HTTPException: http_error,
+        RedisError: redis_error,
+        ClientDisconnect: client_gone,
+    }
     hub = Hub(
         metrics=Metrics(),
         history_size=settings.history_size,
