@@ -248,6 +248,13 @@ def openapi_paths() -> dict[str, Any]:
     params = [
         {"name": "channel", "in": "query", "required": False, "schema": {"type": "string"}},
         {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
+        {
+            "name": "before",
+            "in": "query",
+            "required": False,
+            "description": "next_url's page token: the page of older items",
+            "schema": {"type": "string", "pattern": "^[0-9]{15}:[A-Za-z0-9_-]{1,64}$"},
+        },
         {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
         {"name": "If-Modified-Since", "in": "header", "required": False, "schema": {"type": "string"}},
     ]
