@@ -9,8 +9,9 @@ lists retracted items as RFC 6721 tombstones (``at:deleted-entry``), JSON Feed
 The stream cursor a feed is current as of is its ``ETag``, and the cursor's
 time its ``Last-Modified``, so a conditional request for an unchanged feed costs
 one Redis round trip and answers 304. ``If-Modified-Since`` is compared with the
-cursor's time to the millisecond, so a date (whole seconds) only proves a feed
-unchanged once its second has passed; ``If-None-Match`` is exact and preferred.
+cursor's time to the millisecond, never the rounded second, so a change in the
+same second as the ``Last-Modified`` a poller saw is never hidden; only
+``If-None-Match`` makes the cheap poll certain.
 """
 
 from __future__ import annotations
