@@ -67,6 +67,8 @@ def test_text_is_compressed_but_never_the_event_stream(http: httpx.Client, serve
         assert answer.headers.get("content-encoding") == "gzip", path
         assert "accept-encoding" in answer.headers["vary"].lower()
     assert "content-encoding" not in http.get("/static/ticker.js", headers={"Accept-Encoding": "identity"}).headers
+    part = http.get("/static/ticker.js", headers={**gzip, "Range": "bytes=0-4999"})
+    assert part.status_code == 206 and "content-encoding" not in part.headers and len(part.content) == 5000
     with http.stream("GET", "/api/events", headers=gzip) as events:
         assert events.headers["content-type"].startswith("text/event-stream")
         assert "content-encoding" not in events.headers

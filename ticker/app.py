@@ -67,14 +67,16 @@ GZIP_LEVEL = 6
 
 class Compress:
     """gzip for answers a client accepts it for (pages, scripts, styles, feeds, JSON),
-    except the streams in :data:`STREAMS`, whatever the installed Starlette excludes."""
+    except the streams in :data:`STREAMS`, whatever the installed Starlette excludes,
+    and ranges (a compressed part of a file matches no ``Content-Range``)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.gzip = GZipMiddleware(app, minimum_size=GZIP_MIN_BYTES, compresslevel=GZIP_LEVEL)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in STREAMS:
+        ranged = any(name == b"range" for name, _ in scope.get("headers", ()))
+        if scope["type"] == "http" and scope["path"] not in STREAMS and not ranged:
             await self.gzip(scope, receive, send)
         else:
             await self.app(scope, receive, send)
