@@ -13,14 +13,14 @@ from typing import Any
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ticker import api, feeds, live, openapi, operations, pages, sse
 from ticker.admission import Admission
 from ticker.config import Settings
 from ticker.errors import ConfigError, TickerError
-from ticker.headers import ReadCors, SecurityHeaders
+from ticker.headers import Compress, ReadCors, SecurityHeaders
 from ticker.http import json_response
 from ticker.hub import Hub
 from ticker.limits import FailureLimit
@@ -43,6 +43,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     error = TickerError(exc.detail or "error")
     body = {"error": {"code": codes.get(exc.status_code, "bad_request"), "message": error.message, "fields": []}}
     return json_response(body, exc.status_code, dict(exc.headers or {}))
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """A client that hangs up mid-body is not a server fault: one line, and an answer no one reads."""
+    assert isinstance(exc, ClientDisconnect)
+    log.info("%s %s: the client closed the connection before sending the whole body", request.method, request.url.path)
+    return Response(status_code=400)
 
 
 async def redis_error(request: Request, exc: Exception) -> Response:
@@ -97,7 +104,12 @@ def create_app(settings: Settings) -> Starlette:
         reader: Reader = app.state.reader
         return await store.write_problems() + reader.problems()
 
-    handlers: dict[Any, Any] = {TickerError: ticker_error, HTTPException: http_error, RedisError: redis_error}
+    handlers: dict[Any, Any] = {
+        TickerError: ticker_error,
+        HTTPException: http_error,
+        RedisError: redis_error,
+        ClientDisconnect: client_gone,
+    }
     hub = Hub(
         metrics=Metrics(shared_dir=settings.metrics_dir),
         history_size=settings.history_size,
@@ -109,6 +121,7 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(ReadCors)
+    app.add_middleware(Compress)
     app.state.settings = settings
     app.state.readiness = readiness
     app.state.hub = hub
