@@ -420,6 +420,10 @@ class Bench:
             if answer["connected"] == 0:
                 raise RuntimeError(f"no client could connect: {answer['errors']}")
         if sc.rate <= 0:
+            # Idle: what the readers cost with nothing published (heartbeats, timers).
+            cpu0, t0 = cpu_seconds(pid), time.monotonic()
+            time.sleep(args.duration)
+            fig["idle_us_per_conn_s"] = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) / sc.clients * 1e6
             return
         count = max(1, round(sc.rate * args.duration))
         marks: dict[str, float] = {}
@@ -639,6 +643,7 @@ COLUMNS = [
     ("srv_p99_ms", "srv p99<=ms", "{:.1f}"),
     ("rss_mib", "RSS MiB", "{:.1f}"),
     ("idle_kib_per_conn", "KiB/conn", "{:.1f}"),
+    ("idle_us_per_conn_s", "idle us/conn/s", "{:.2f}"),
     ("publish_p99_ms", "pub p99ms", "{:.0f}"),
     ("xread_s", "XREAD/s", "{:.1f}"),
     ("loadgen_core", "lg core", "{:.0%}"),
