@@ -582,7 +582,12 @@ class Store:
         pending entries after the id ``after`` (no waiting)."""
         streams: dict[Any, Any] = {self.stream_key: after}
         block = block_ms if after == ">" else None
-        reply = await self._call(lambda: self.redis.xreadgroup(group, consumer, streams, count=count, block=block))
+        try:
+            reply = await self._call(lambda: self.redis.xreadgroup(group, consumer, streams, count=count, block=block))
+        except ResponseError as exc:
+            if str(exc).startswith("NOGROUP"):  # a failover promoted a replica that never had the group
+                raise NotFound(f"consumer group {group!r} does not exist") from None
+            raise
         # An entry trimmed away while pending comes back without fields: report it as None.
         return [(cursor, fields or None) for cursor, fields in reply[0][1]] if reply else []
 
