@@ -424,9 +424,7 @@ def test_a_consumer_rides_out_a_redis_restart(tmp_path: Path) -> None:
         embedded.stop()
 
 
-def test_a_group_lost_in_a_failover_is_made_again_after_the_last_handled_change(
-    redis_url: str, prefix: str
-) -> None:
+def test_a_group_lost_in_a_failover_is_made_again_after_the_last_handled_change(redis_url: str, prefix: str) -> None:
     async def work(store: Store) -> None:
         await store.publish(create("a"), actor="desk")
         task = asyncio.create_task(consume_until(store, 2, start=OLDEST))
