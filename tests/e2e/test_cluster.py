@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 from redis.crc import key_slot
 
 from tests.clients import ServerProcess, wait_async
-from tests.e2e.failover import CLI, Producer, Reader, cancel, create_token, read_ws
+from tests.e2e.failover import CLI, Lines, Producer, Reader, cancel, create_token, handled_ids, read_ws
 from tests.e2e.topology import Cluster, Node
 from tests.support import units, wait_for
 from ticker.store import Store, connect
@@ -35,32 +33,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     started = Cluster(tmp_path_factory.mktemp("cluster"))
     yield started
     started.stop()
-
-
-class Lines:
-    """A child process whose stdout lines are collected by a thread."""
-
-    def __init__(self, *command: str) -> None:
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            _, errors = self.process.communicate(timeout=units(20))
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            _, errors = self.process.communicate()
-        self.thread.join(units(5))
-        return errors
 
 
 def test_cluster_named_by_another_node_and_a_slot_moved_under_load(cluster: Cluster, tmp_path: Path) -> None:
@@ -97,10 +69,9 @@ def test_cluster_named_by_another_node_and_a_slot_moved_under_load(cluster: Clus
     try:
         moved_at, done_at, producer, reader = asyncio.run(scenario(cluster, server.url, token, target))
         acked = {*producer.acked, "cli-1"}
-        worker_ids = lambda: {line.split()[2] for line in out.read_text().splitlines()} if out.exists() else set()  # noqa: E731
         tail_ids = lambda: {json.loads(line)["item"]["id"] for line in list(tail.lines)}  # noqa: E731
         wait_for(lambda: acked <= tail_ids(), timeout=30, what="tail to print every change")
-        wait_for(lambda: acked <= worker_ids(), timeout=30, what="the consumer to handle every change")
+        wait_for(lambda: acked <= handled_ids(out), timeout=30, what="the consumer to handle every change")
     finally:
         server.stop()
         tail_errors = tail.stop()

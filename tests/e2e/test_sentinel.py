@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,19 @@ import pytest
 import redis
 
 from tests.clients import ServerProcess, wait_async
-from tests.e2e.failover import Producer, Reader, ReadyPoller, cancel, create_token, read_sse, read_ws
+from tests.e2e.failover import (
+    Lines,
+    Producer,
+    Reader,
+    ReadyPoller,
+    cancel,
+    create_token,
+    handled_ids,
+    read_sse,
+    read_ws,
+)
 from tests.e2e.topology import SERVICE, SentinelSet, replica_args, synced
-from tests.support import units
+from tests.support import units, wait_for
 from ticker.store import Store, connect
 
 PREFIX = "sentinel-e2e"
@@ -73,15 +84,36 @@ async def eventually(check: object, within: float, what: str) -> None:
 def test_failovers_lose_no_acknowledged_write(topology: SentinelSet, tmp_path: Path) -> None:
     token = create_token(topology.url, PREFIX)
     env = {"TICKER_MIN_REPLICAS": "1", "TICKER_WRITE_RATE": "1000", "TICKER_WRITE_BURST": "1000"}
+    options = ["--redis-url", topology.url, "--prefix", PREFIX]
+    out = tmp_path / "worker.out"
+    worker = Lines(
+        sys.executable,
+        "-m",
+        "tests.consumer_worker",
+        *options,
+        "--group",
+        "g",
+        "--name",
+        "w1",
+        "--out",
+        str(out),
+        "--start",
+        "oldest",
+    )
     servers = [ServerProcess(topology.url, PREFIX, tmp_path, **env) for _ in range(2)]
     try:
-        asyncio.run(scenario(topology, [s.url for s in servers], token))
+        acked = asyncio.run(scenario(topology, [s.url for s in servers], token))
+        # The consumer helper follows the primary through both failovers too (at least once).
+        wait_for(lambda: acked <= handled_ids(out), timeout=30, what="the consumer to handle every change")
     finally:
         for server in servers:
             server.stop()
+        errors = worker.stop()
+    assert "Traceback" not in errors, errors
 
 
-async def scenario(topology: SentinelSet, bases: list[str], token: str) -> None:
+async def scenario(topology: SentinelSet, bases: list[str], token: str) -> set[str]:
+    """The failovers under load; returns the acknowledged ids."""
     readers = [Reader(f"{kind}@{n}") for n in range(len(bases)) for kind in ("ws", "sse")]
     producer = Producer(bases, token)
     poller = ReadyPoller(bases)
@@ -140,6 +172,7 @@ async def scenario(topology: SentinelSet, bases: list[str], token: str) -> None:
     assert not duplicated, {r.name: r.duplicates[:5] for r in readers if r.duplicates}
     assert kill_gap <= 10 and failover_gap <= 10, (kill_gap, failover_gap)
     assert not wrong, wrong[:5]
+    return acked
 
 
 def gap_between(producer: Producer, start: float, end: float) -> float:
