@@ -162,3 +162,9 @@ def test_durability_settings_from_the_environment() -> None:
         with pytest.raises(ConfigError) as raised:
             load({**env, "TICKER_STATE_DIR": "s"})
         assert words in raised.value.message
+
+
+def test_a_password_never_appears_in_a_message() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_redis_url("redis+sentinel://app:hunter2@h:26379")
+    assert "hunter2" not in raised.value.message and "app:***@h" in raised.value.message
