@@ -306,12 +306,6 @@ class Store:
             return self._check_acked(int(replies[1]))
         raise Unavailable("the deployment's slot is moving between Redis Cluster nodes; retry shortly")
 
-    async def ping(self) -> bool:
-        try:
-            return bool(await self.redis.ping())
-        except (RedisError, OSError):
-            return False
-
     async def write_problems(self) -> list[str]:
         """Why a write would fail now (empty when it would succeed), from one cheap
         ``INFO replication``: the primary unreachable, a read-only replica, too few replicas.
