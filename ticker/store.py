@@ -244,10 +244,11 @@ class Store:
         return {}
 
     @contextlib.asynccontextmanager
-    async def _writer(self) -> AsyncIterator[Client]:
+    async def _writer(self, *, one_connection: bool = False) -> AsyncIterator[Client]:
         """The client a change is made with: with ``min_replicas``, one connection for the change
-        and its ``WAIT`` (which counts the replicas that have that connection's writes)."""
-        if not self.min_replicas or isinstance(self.redis, RedisCluster):
+        and its ``WAIT`` (which counts the replicas that have that connection's writes).
+        ``one_connection`` asks for one connection anyway (to learn which server answered)."""
+        if isinstance(self.redis, RedisCluster) or not (self.min_replicas or one_connection):
             yield self.redis
             return
         single = aioredis.Redis(connection_pool=self.redis.connection_pool, single_connection_client=True)
@@ -315,7 +316,7 @@ class Store:
             return self._checked[1]
         problems: list[str] = []
         try:
-            async with self._writer() as writer:
+            async with self._writer(one_connection=True) as writer:
                 info: Any = await writer.info("replication", **await self._primary())
                 connection = getattr(writer, "connection", None)
                 address = getattr(connection, "host", ""), getattr(connection, "port", 0)

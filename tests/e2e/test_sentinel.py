@@ -31,6 +31,7 @@ from tests.e2e.failover import (
 )
 from tests.e2e.topology import SERVICE, SentinelSet, replica_args, synced
 from tests.support import units, wait_for
+from ticker.models import ItemCreate, parse
 from ticker.store import Store, connect
 
 PREFIX = "sentinel-e2e"
@@ -196,3 +197,20 @@ async def stored_ids(url: str) -> tuple[set[str], list[str]]:
         return ids, sorted({i for i in published if published.count(i) > 1})
     finally:
         await client.aclose()
+
+
+def test_without_min_replicas_the_sentinel_url_works_and_is_ready(topology: SentinelSet) -> None:
+    async def check() -> list[str]:
+        client = connect(topology.url, socket_connect_timeout=5)
+        try:
+            store = Store(client, prefix=PREFIX + "-plain")
+            problems = await store.write_problems()
+            if not problems:
+                await store.publish(parse(ItemCreate, {"id": "plain-1", "headline": "No replicas awaited"}), actor="t")
+                assert (await store.get("plain-1")).version == 1
+                await store.clear()
+            return problems
+        finally:
+            await client.aclose()
+
+    wait_for(lambda: asyncio.run(check()) == [], timeout=30, what="the sentinel URL to be ready for writes")
