@@ -52,6 +52,7 @@ class Admission:
 
     def __init__(self, settings: Settings) -> None:
         self.allowed_origins = settings.allowed_origins
+        self.public_url = settings.public_url
         self.proxies = Networks.parse(settings.trusted_proxies)
         self.connections = ConnectionCounter(
             settings.max_connections,
@@ -65,7 +66,9 @@ class Admission:
 
     def origin_refused(self, scope: MutableMapping[str, Any]) -> bool:
         headers = Headers(scope=scope)
-        return not origin_allowed(headers.get("origin"), headers.get("host"), self.allowed_origins)
+        return not origin_allowed(
+            headers.get("origin"), headers.get("host"), self.allowed_origins, public_url=self.public_url
+        )
 
     def admit(self, scope: MutableMapping[str, Any], address: str) -> Ticket | Refusal:
         """A ticket for a stream from ``address``, counted at once, or why not."""

@@ -15,9 +15,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ticker.admission import Admission, Refusal, Ticket
-from ticker.api import channel_param
 from ticker.config import Settings
 from ticker.errors import Forbidden, RateLimited, TickerError, Unavailable
+from ticker.http import channel_param
 from ticker.hub import Hub
 from ticker.live import loaded
 from ticker.sinks import SseSink

@@ -129,6 +129,36 @@ def test_foreign_origin_is_refused_and_own_origin_allowed(server: ServerThread) 
     assert asyncio.run(first_messages(url, 1, origin=f"http://{own}"))[0]["type"] == "snapshot"  # type: ignore[arg-type]
 
 
+def raw_handshake_close_code(url: str, host: str, origin: str) -> int:
+    """A hand-written handshake (any Host header) and the close code the server answers it with."""
+    address = httpx.URL(url)
+    with socket.create_connection((address.host, address.port or 80), timeout=units(10)) as sock:
+        request = (
+            f"GET /ws HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        sock.sendall(request.encode())
+        data = b""
+        while b"\r\n\r\n" not in data or len(data) < data.index(b"\r\n\r\n") + 8:
+            chunk = sock.recv(4096)
+            assert chunk, f"closed after {data!r}"
+            data += chunk
+    head, _, frame = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    assert frame[0] == 0x88, frame  # a close frame: the refusal carries its code
+    return int.from_bytes(frame[2:4], "big")
+
+
+def test_origin_is_checked_against_the_public_url(settings: Settings) -> None:
+    public = ServerThread(dataclasses.replace(settings, public_url="https://news.example")).start()
+    try:
+        assert raw_handshake_close_code(public.url, "evil.example", "https://evil.example") == 1008
+        url = f"{public.ws_url}/ws"
+        assert asyncio.run(first_messages(url, 1, origin="https://news.example"))[0]["type"] == "snapshot"  # type: ignore[arg-type]
+    finally:
+        public.stop()
+
+
 def test_unexpected_and_oversized_client_frames(server: ServerThread) -> None:
     url = f"{server.ws_url}/ws"
     assert asyncio.run(close_code(url, "hello")) == 1003

@@ -194,7 +194,7 @@ def test_served_connections_disable_nagle() -> None:
     import asyncio
     import socket
 
-    from ticker.cli import bind
+    from ticker.process import bind
 
     async def accepted_nodelay() -> int:
         flags: list[int] = []
