@@ -110,6 +110,12 @@ def test_the_servers_trust_nginx_and_only_nginx() -> None:
     assert not [a for a in others if a in proxies]
 
 
+def test_the_public_url_is_where_nginx_serves_tls() -> None:
+    public = urlsplit(config.load(ticker_env()).public_url or "")
+    lb = compose()["services"]["lb"]
+    assert public.scheme == "https" and f"{public.port}:443" in lb["ports"]
+
+
 def test_ports_agree_across_compose_nginx_and_dockerfile() -> None:
     port = config.load(ticker_env()).port
     nginx = nginx_conf()
@@ -199,15 +205,21 @@ def test_package_data_ships_every_file_the_server_reads() -> None:
     """A non-editable install (the Docker image's) must carry the pages, scripts and samples."""
     from fnmatch import fnmatch
 
-    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    patterns = [
-        f"{package.removeprefix('ticker').lstrip('.').replace('.', '/')}/{glob}".lstrip("/")
-        for package, globs in package_data.items()
-        for glob in globs
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {
+        package: setuptools.get("package-dir", {}).get(package, package.replace(".", "/"))
+        for package in setuptools["packages"]
+    }
+    patterns = [f"{folders[package]}/{glob}" for package, globs in setuptools["package-data"].items() for glob in globs]
+    needed = [
+        p.relative_to(ROOT).as_posix()
+        for folder in set(folders.values())
+        for p in (ROOT / folder).glob("*")
+        if p.is_file() and p.suffix != ".py"
     ]
-    package = ROOT / "ticker"
-    needed = [p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file() and p.suffix != ".py"]
-    needed = [n for n in needed if "__pycache__" not in n]
-    assert any(n.startswith("web/") for n in needed) and any(n.startswith("lua/") for n in needed)
+    assert any(n.startswith(folders["ticker.web"]) for n in needed) and any(n.startswith("ticker/lua/") for n in needed)
     missing = [n for n in needed if not any(fnmatch(n, pattern) for pattern in patterns)]
     assert not missing, f"not in [tool.setuptools.package-data]: {missing}"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for top in {folder.split("/")[0] for folder in folders.values()}:
+        assert f"COPY {top} ./{top}" in dockerfile, f"the image must copy {top}/"

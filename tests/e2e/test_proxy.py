@@ -95,12 +95,16 @@ def nginx_path() -> str:
     return path
 
 
-@contextlib.contextmanager
-def nginx(directory: Path, upstreams: list[str]) -> Iterator[str]:
-    """nginx in the foreground with its own prefix; yields its URL."""
+def free_port() -> int:
     probe = bound_socket()
-    port = probe.getsockname()[1]
+    port: int = probe.getsockname()[1]
     probe.close()
+    return port
+
+
+@contextlib.contextmanager
+def nginx(directory: Path, port: int, upstreams: list[str]) -> Iterator[str]:
+    """nginx in the foreground with its own prefix, on ``port``; yields its URL."""
     conf = directory / "nginx.conf"
     conf.write_text(NGINX_CONF.format(dir=directory, a=upstreams[0], b=upstreams[1], port=port, proxy=PROXY))
     process = subprocess.Popen([nginx_path(), "-p", str(directory), "-c", str(conf)], stderr=subprocess.PIPE)
@@ -133,7 +137,9 @@ def nginx(directory: Path, upstreams: list[str]) -> Iterator[str]:
 def deployment(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     tmp = tmp_path_factory.mktemp("proxy")
     prefix = f"t-{uuid.uuid4().hex[:12]}"
+    port = free_port()
     env = {
+        "TICKER_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "TICKER_TRUSTED_PROXIES": PROXY,
         "TICKER_MAX_CONNECTIONS_PER_ADDRESS": str(CAP),
         "TICKER_ALLOWED_ORIGINS": PARTNER,
@@ -150,7 +156,7 @@ def deployment(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         directory = tmp / "nginx"
         directory.mkdir()
         upstreams = [s.url.removeprefix("http://") for s in servers]
-        url = stack.enter_context(nginx(directory, upstreams))
+        url = stack.enter_context(nginx(directory, port, upstreams))
         yield Deployment(url, url.replace("http://", "ws://"), servers, settings)
 
     async def clear() -> None:
@@ -274,14 +280,16 @@ def test_sse_is_capped_per_forwarded_address_the_same_way(deployment: Deployment
 
 
 def test_origin_games_on_both_streams(deployment: Deployment) -> None:
-    """A browser Origin not on the list is refused on /ws (1008) and /api/events (403), whatever Host says;
-    no Origin, the server's own and an allowed partner are admitted."""
+    """A browser Origin not on the list is refused on /ws (1008) and /api/events (403), whatever Host
+    says (a Host that matches the forged Origin included); no Origin, the public URL's own origin and an
+    allowed partner are admitted."""
     ws_url = f"{deployment.ws_url}/ws"
 
     async def scenario() -> None:
         source = "127.0.1.210"
         assert (await open_ws(ws_url, source, Origin="https://evil.example"))[1] == 1008
         assert (await open_ws(ws_url, source, host="ticker.example", Origin="https://evil.example"))[1] == 1008
+        assert (await open_ws(ws_url, source, host="evil.example", Origin="http://evil.example"))[1] == 1008
         async with held(30) as sockets:
             for headers in ({}, {"Origin": PARTNER}, {"Origin": deployment.url}):
                 ws, code = await open_ws(ws_url, f"127.0.1.{211 + len(sockets)}", **headers)
