@@ -72,6 +72,9 @@ http {{
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
+            proxy_connect_timeout 2s;
+            proxy_next_upstream error timeout;
+            proxy_next_upstream_tries 2;
             proxy_read_timeout 1h;
             proxy_buffering off;
         }}
@@ -86,6 +89,9 @@ class Deployment:
     ws_url: str
     servers: list[ServerProcess]
     settings: Settings
+    env: dict[str, str]
+    tmp: Path
+    stack: contextlib.ExitStack
 
 
 def nginx_path() -> str:
@@ -157,7 +163,7 @@ def deployment(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         directory.mkdir()
         upstreams = [s.url.removeprefix("http://") for s in servers]
         url = stack.enter_context(nginx(directory, port, upstreams))
-        yield Deployment(url, url.replace("http://", "ws://"), servers, settings)
+        yield Deployment(url, url.replace("http://", "ws://"), servers, settings, env, tmp, stack)
 
     async def clear() -> None:
         client = connect(redis_url)
@@ -307,3 +313,36 @@ def test_origin_games_on_both_streams(deployment: Deployment) -> None:
                     assert response.status_code == 200, headers
 
     asyncio.run(asyncio.wait_for(scenario(), units(40)))
+
+
+def test_a_restarted_server_is_back_in_rotation_at_once(deployment: Deployment) -> None:
+    """The upstream failure settings of deploy/nginx.conf (max_fails=0, next upstream on error): while a
+    server is down every request reaches the other; the first readers after its restart reach it again.
+    With nginx's defaults it would be kept out for fail_timeout after the failures it caused."""
+    old = deployment.servers[1]
+    port = int(old.url.rsplit(":", 1)[1])
+    old.stop()
+    with httpx.Client(base_url=deployment.url, timeout=units(10)) as http:
+        assert [http.get("/healthz").status_code for _ in range(6)] == [200] * 6
+    restarted = ServerProcess(
+        deployment.settings.redis_url or "", deployment.settings.prefix, deployment.tmp, port=port, **deployment.env
+    )
+    deployment.stack.callback(restarted.stop)
+    deployment.servers[1] = restarted
+    wait_for(restarted.ready, timeout=20, what="the restarted server ready")
+
+    def live_connections() -> int:
+        text = httpx.get(f"{restarted.url}/metrics", timeout=units(5)).text
+        return sum(
+            int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines() if line.startswith("ticker_connections{")
+        )
+
+    async def scenario() -> int:
+        async with held(30) as sockets:
+            for n in range(4):
+                ws, code = await open_ws(f"{deployment.ws_url}/ws", f"127.0.1.{230 + n}")
+                assert code is None
+                sockets.append(ws)
+            return await asyncio.to_thread(live_connections)
+
+    assert asyncio.run(scenario()) >= 1
