@@ -13,17 +13,17 @@ from typing import Any
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ticker import api, feeds, live, openapi, operations, pages, sse
 from ticker.admission import Admission
 from ticker.config import Settings
 from ticker.errors import ConfigError, TickerError
-from ticker.headers import ReadCors, SecurityHeaders
+from ticker.headers import Compress, ReadCors, SecurityHeaders
 from ticker.http import json_response
 from ticker.hub import Hub
-from ticker.limits import FailureLimit, KeyedBuckets
+from ticker.limits import FailureLimit
 from ticker.metrics import Metrics
 from ticker.protocol import CloseCode
 from ticker.reader import Reader
@@ -45,6 +45,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return json_response(body, exc.status_code, dict(exc.headers or {}))
 
 
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """A client that hangs up mid-body is not a server fault: one line, and an answer no one reads."""
+    assert isinstance(exc, ClientDisconnect)
+    log.info("%s %s: the client closed the connection before sending the whole body", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 async def redis_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RedisError)
     error = unavailable(exc)
@@ -64,7 +71,13 @@ def create_app(settings: Settings) -> Starlette:
             # collector runs so often in a reconnect storm that it costs ~40 % of the CPU.
             gc.set_threshold(settings.gc_threshold, *gc.get_threshold()[1:])
         client = connect(redis_url, health_check_interval=10, socket_connect_timeout=5, socket_timeout=10)
-        app.state.store = Store(client, prefix=settings.prefix, stream_maxlen=settings.stream_maxlen)
+        app.state.store = Store(
+            client,
+            prefix=settings.prefix,
+            stream_maxlen=settings.stream_maxlen,
+            min_replicas=settings.min_replicas,
+            replica_wait_ms=settings.replica_wait_ms,
+        )
         # The stream reader blocks in XREAD on a connection of its own, with a socket
         # timeout longer than the block so only a real stall times out.
         follow = connect(redis_url, socket_connect_timeout=5, socket_timeout=settings.reader_block_ms / 1000 + 10)
@@ -89,10 +102,14 @@ def create_app(settings: Settings) -> Starlette:
     async def readiness() -> list[str]:
         store: Store = app.state.store
         reader: Reader = app.state.reader
-        problems = [] if await store.ping() else ["redis unreachable"]
-        return problems + reader.problems()
+        return await store.write_problems() + reader.problems()
 
-    handlers: dict[Any, Any] = {TickerError: ticker_error, HTTPException: http_error, RedisError: redis_error}
+    handlers: dict[Any, Any] = {
+        TickerError: ticker_error,
+        HTTPException: http_error,
+        RedisError: redis_error,
+        ClientDisconnect: client_gone,
+    }
     hub = Hub(
         metrics=Metrics(shared_dir=settings.metrics_dir),
         history_size=settings.history_size,
@@ -104,8 +121,8 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(ReadCors)
+    app.add_middleware(Compress)
     app.state.settings = settings
-    app.state.write_limits = KeyedBuckets(settings.write_rate, settings.write_burst)
     app.state.readiness = readiness
     app.state.hub = hub
     app.state.admission = Admission(settings)

@@ -9,8 +9,9 @@ lists retracted items as RFC 6721 tombstones (``at:deleted-entry``), JSON Feed
 The stream cursor a feed is current as of is its ``ETag``, and the cursor's
 time its ``Last-Modified``, so a conditional request for an unchanged feed costs
 one Redis round trip and answers 304. ``If-Modified-Since`` is compared with the
-cursor's time to the millisecond, so a date (whole seconds) only proves a feed
-unchanged once its second has passed; ``If-None-Match`` is exact and preferred.
+cursor's time to the millisecond, never the rounded second, so a change in the
+same second as the ``Last-Modified`` a poller saw is never hidden; only
+``If-None-Match`` makes the cheap poll certain.
 """
 
 from __future__ import annotations
@@ -248,6 +249,13 @@ def openapi_paths() -> dict[str, Any]:
     params = [
         {"name": "channel", "in": "query", "required": False, "schema": {"type": "string"}},
         {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
+        {
+            "name": "before",
+            "in": "query",
+            "required": False,
+            "description": "next_url's page token: the page of older items",
+            "schema": {"type": "string", "pattern": "^[0-9]{15}:[A-Za-z0-9_-]{1,64}$"},
+        },
         {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
         {"name": "If-Modified-Since", "in": "header", "required": False, "schema": {"type": "string"}},
     ]

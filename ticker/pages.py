@@ -6,6 +6,12 @@ site name and the schema.org JSON-LD); everything dynamic happens in
 no inline script or style, no ``eval``, and Trusted Types required, so no
 string can ever become HTML.
 
+``/static/`` serves the scripts, styles and icon, never the HTML sources
+(their placeholders would show raw), each with the pages' hardening headers.
+A page links them as ``/static/NAME?v=VERSION`` (:func:`asset_version`, a hash
+of their contents), which may be cached for good; any other request for them
+revalidates with the ``ETag`` every time.
+
 The embeddable widget is ``/static/ticker.js`` on a foreign site: it reads
 ``/widget.json`` and ``GET /api/items`` across origins, which
 :class:`ticker.headers.ReadCors` allows for anonymous reads only (no credentials, GET/HEAD).
@@ -13,19 +19,24 @@ The embeddable widget is ``/static/ticker.js`` on a foreign site: it reads
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from ticker.config import DEFAULT_CHANNEL, Settings
-from ticker.headers import PAGE_HEADERS
+from ticker.headers import IMMUTABLE, PAGE_HEADERS, REVALIDATE, STATIC_HEADERS
 from ticker.http import settings_of
 from ticker.models import Item, format_time
 from ticker.urls import Urls
@@ -78,6 +89,34 @@ def json_ld(settings: Settings, items: list[Item], urls: Urls) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+@lru_cache(maxsize=4)
+def _hash_files(signature: tuple[tuple[str, int, int], ...]) -> str:
+    digest = hashlib.sha256()
+    for name, _, _ in signature:
+        digest.update(name.encode() + b"\0" + (WEB_DIR / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def asset_version() -> str:
+    """A hash of the files under ``web/``: it changes with any of them, so a page's
+    ``?v=`` links never meet an old copy in a cache. Hashed again only when a file changes."""
+    files = sorted(p for p in WEB_DIR.iterdir() if p.is_file())
+    return _hash_files(tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files))
+
+
+class WebFiles(StaticFiles):
+    """``web/`` without its HTML sources, with hardening and cache headers."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if path.endswith((".html", ".htm")):
+            raise HTTPException(404, "pages are served at / and /desk")
+        response = await super().get_response(path, scope)
+        response.headers.update(STATIC_HEADERS)
+        asked = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("v", [])
+        response.headers["Cache-Control"] = IMMUTABLE if asked == [asset_version()] else REVALIDATE
+        return response
+
+
 def render(name: str, values: dict[str, str]) -> Response:
     text = (WEB_DIR / name).read_text(encoding="utf-8")
     for key, value in values.items():
@@ -91,6 +130,7 @@ def page_values(settings: Settings) -> dict[str, str]:
         "timezone": html.escape(settings.display_timezone),
         "locale": html.escape(settings.locale),
         "channel": DEFAULT_CHANNEL,
+        "v": asset_version(),
     }
 
 
@@ -123,5 +163,5 @@ routes = [
     Route("/", reader, methods=["GET"]),
     Route("/desk", desk, methods=["GET"]),
     Route("/widget.json", widget_settings, methods=["GET"]),
-    Mount("/static", StaticFiles(directory=WEB_DIR, check_dir=False), name="static"),
+    Mount("/static", WebFiles(directory=WEB_DIR, check_dir=False), name="static"),
 ]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from starlette.routing import Route
 
 from tests.conftest import make_token
 from tests.support import ServerThread, bound_socket
@@ -202,6 +203,9 @@ def test_list_parameters(http: httpx.Client, admin_token: str) -> None:
     assert len(http.get("/api/items").json()["items"]) == 6
     assert_error(http.get("/api/items", params={"limit": "0"}), 400, "bad_request")
     assert_error(http.get("/api/items", params={"limit": "many"}), 400, "bad_request")
+    # Digits other than ASCII: str.isdigit takes them all, int() reads the last two as 3.
+    for digit in ("\u00b9", "\u0663", "\uff13", "+3", "3_0", " 3"):
+        assert_error(http.get("/api/items", params={"limit": digit}), 400, "bad_request")
     assert_error(http.get("/api/items", params={"before": "garbage"}), 400, "bad_request")
     assert_error(http.get("/api/items", params={"channel": "Bad Channel"}), 400, "bad_request")
     assert_error(http.get("/api/items/has%20space"), 404, "not_found")
@@ -267,6 +271,20 @@ def test_health_openapi_and_unknown_routes(http: httpx.Client) -> None:
     assert "ItemCreate" in doc["components"]["schemas"]
     assert_error(http.get("/no/such/page"), 404, "not_found")
     assert_error(http.put("/api/items"), 405, "method_not_allowed")
+
+
+def test_405_allows_every_method_the_path_takes(http: httpx.Client, server: ServerThread) -> None:
+    app = server.server.config.app
+    taken: dict[str, set[str]] = {}
+    for route in app.routes:
+        if isinstance(route, Route) and route.methods:
+            taken.setdefault(route.path.replace("{id}", "x1"), set()).update(route.methods)
+    assert taken["/api/items"] >= {"GET", "POST"} and taken["/api/items/x1"] >= {"GET", "PATCH", "DELETE"}
+    for path, methods in taken.items():
+        response = http.request("PUT", path)
+        assert_error(response, 405, "method_not_allowed")
+        allowed = {m.strip() for m in response.headers["allow"].split(",")}
+        assert allowed == methods, path
     assert http.get("/healthz").headers["x-content-type-options"] == "nosniff"
 
 
@@ -306,4 +324,6 @@ def test_hostile_edits_and_parameters(http: httpx.Client, admin_token: str) -> N
         assert_error(http.patch("/api/items/q1", content=raw, headers=headers), 422, "invalid")
     assert_error(http.get("/api/items", params={"channel": "news\n"}), 400, "bad_request")
     assert_error(http.get("/api/items/q1%0A"), 404, "not_found")
+    arabic_one = {**headers, "If-Match": "\u0661".encode()}  # int() would read it as version 1
+    assert_error(http.patch("/api/items/q1", json={"headline": "Q"}, headers=arabic_one), 400, "bad_request")  # type: ignore[arg-type]
     assert http.get("/api/items/q1").json()["version"] == 1
