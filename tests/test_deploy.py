@@ -87,11 +87,9 @@ def test_sentinels_watch_the_primary_under_the_name_ticker_asks_for() -> None:
     sentinels = services("sentinel-")
     assert len(sentinels) == 3 and int(quorum) == 2
     assert re.search(r"^port 26379$", conf, re.M)
-    url = urlsplit(ticker_env()["TICKER_REDIS_URL"])
-    assert url.scheme == "redis+sentinel"
-    hosts = [part.rsplit(":", 1) for part in url.netloc.split(",")]
-    assert sorted(h for h, _ in hosts) == sorted(sentinels) and {p for _, p in hosts} == {"26379"}
-    assert url.path.strip("/").split("/")[0] == name
+    target = config.parse_redis_url(ticker_env()["TICKER_REDIS_URL"])
+    assert target.kind == "sentinel" and target.service == name
+    assert sorted(target.nodes) == sorted((sentinel, 26379) for sentinel in sentinels)
 
 
 def test_ticker_environment_is_what_the_settings_read() -> None:
@@ -100,7 +98,9 @@ def test_ticker_environment_is_what_the_settings_read() -> None:
     env = envs[0]
     assert set(env) <= set(config.ENV_VARS.values()), set(env) - set(config.ENV_VARS.values())
     settings = config.load(env)
-    assert settings.host == "0.0.0.0" and int(env["TICKER_WORKERS"]) >= 2
+    assert settings.host == "0.0.0.0" and settings.workers >= 2
+    # Acknowledged writes survive a failover, and there are that many replicas to wait for.
+    assert 1 <= settings.min_replicas <= len(services("redis-replica"))
 
 
 def test_the_servers_trust_nginx_and_only_nginx() -> None:
