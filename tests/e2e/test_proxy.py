@@ -17,6 +17,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,11 +153,12 @@ def deployment(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     }
     settings = Settings(redis_url=redis_url, prefix=prefix, state_dir=tmp / "state")
     with contextlib.ExitStack() as stack:
-        servers = []
-        for _ in range(2):
-            server = ServerProcess(redis_url, prefix, tmp, **env)
-            stack.callback(server.stop)
-            servers.append(server)
+        with ThreadPoolExecutor(2) as pool:  # both start at once
+            starting = [pool.submit(ServerProcess, redis_url, prefix, tmp, **env) for _ in range(2)]
+        for future in starting:
+            if future.exception() is None:
+                stack.callback(future.result().stop)
+        servers = [future.result() for future in starting]
         for server in servers:
             wait_for(server.ready, timeout=20, what="server ready")
         directory = tmp / "nginx"
