@@ -142,6 +142,8 @@ def test_nginx_passes_websockets_streams_sse_and_never_benches_a_server() -> Non
         "proxy_next_upstream error timeout;",
     ):
         assert line in nginx, line
+    connect = re.search(r"proxy_connect_timeout (\d+)s;", nginx)
+    assert connect and int(connect.group(1)) <= 2, "a gone server must not hold requests long"
     limit = re.search(r"client_max_body_size (\d+)k;", nginx)
     assert limit and int(limit.group(1)) * 1024 >= config.DEFAULT_MAX_BODY_BYTES
 

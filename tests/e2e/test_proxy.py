@@ -73,7 +73,7 @@ http {{
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
-            proxy_connect_timeout 2s;
+            proxy_connect_timeout 1s;
             proxy_next_upstream error timeout;
             proxy_next_upstream_tries 2;
             proxy_read_timeout 1h;
