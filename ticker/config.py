@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ticker.errors import ConfigError
+from ticker.proxies import Networks
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -74,6 +75,23 @@ DEFAULT_READER_BLOCK_MS = 5000
 DEFAULT_MAX_READER_LAG = 5.0
 """Seconds behind the stream head past which ``/readyz`` says not ready."""
 
+# --- proxies and admission -------------------------------------------------------------
+DEFAULT_TRUSTED_PROXIES = ("127.0.0.1", "::1")
+"""Peers whose ``X-Forwarded-For`` is believed (addresses and CIDRs): a proxy on this host."""
+DEFAULT_LOGIN_FAILURE_BURST = 10
+"""Failed logins one client address may make at once before 429."""
+DEFAULT_LOGIN_FAILURE_RATE = 0.2
+"""Failed logins per second one client address earns back after the burst (one per 5 s)."""
+# Worker processes (``ticker serve --workers N``).
+DEFAULT_WORKERS = 1
+"""Server processes sharing one port; past one, a supervisor starts them and restarts any that dies."""
+MAX_WORKERS = 256
+# Connection deadlines and the fan-out's share of the event loop (docs/performance.md).
+DEFAULT_HEADER_TIMEOUT = 10.0
+"""Seconds a connection has to send a complete request head; one that trickles it is closed."""
+DEFAULT_FANOUT_SLICE = 1000
+"""Writes the fan-out makes before letting the event loop serve others (HTTP, handshakes)."""
+
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
     """Where the embedded Redis keeps its data: per user, surviving restarts."""
@@ -101,6 +119,7 @@ class Settings:
     """Staff writes per second allowed per token (token bucket)."""
     write_burst: int = DEFAULT_WRITE_BURST
     trusted_addresses: tuple[str, ...] = DEFAULT_TRUSTED_ADDRESSES
+    """Client addresses and CIDRs exempt from the per-address connection cap (after proxies are resolved)."""
     display_timezone: str = DEFAULT_DISPLAY_TIMEZONE
     locale: str = DEFAULT_LOCALE
     site_name: str = DEFAULT_SITE_NAME
@@ -115,7 +134,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = DEFAULT_ALLOWED_ORIGINS
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_connections_per_address: int = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
-    """Live connections from one address; :attr:`trusted_addresses` are exempt."""
+    """Live connections (WebSocket and SSE) from one client address; :attr:`trusted_addresses` are exempt."""
     client_buffer_bytes: int = DEFAULT_CLIENT_BUFFER_BYTES
     send_buffer_bytes: int = DEFAULT_SEND_BUFFER_BYTES
     direct_frames: bool = DEFAULT_DIRECT_FRAMES
@@ -132,6 +151,18 @@ class Settings:
     reader_count: int = DEFAULT_READER_COUNT
     reader_block_ms: int = DEFAULT_READER_BLOCK_MS
     max_reader_lag: float = DEFAULT_MAX_READER_LAG
+    # proxies and admission
+    trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES
+    """Addresses and CIDRs of proxies whose ``X-Forwarded-For`` names the client (``ticker.proxies``)."""
+    login_failure_burst: int = DEFAULT_LOGIN_FAILURE_BURST
+    login_failure_rate: float = DEFAULT_LOGIN_FAILURE_RATE
+
+    # Worker processes.
+    workers: int = DEFAULT_WORKERS
+    metrics_dir: Path | None = None
+    """Where the workers of one ``serve`` share their metrics; set by the supervisor, never by hand."""
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    fanout_slice: int = DEFAULT_FANOUT_SLICE
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-``None`` values replaced (CLI flags win over env)."""
@@ -201,6 +232,14 @@ _PARSERS: dict[str, Any] = {
     "reader_count": int,
     "reader_block_ms": int,
     "max_reader_lag": float,
+    # proxies and admission
+    "trusted_proxies": _csv,
+    "login_failure_burst": int,
+    "login_failure_rate": float,
+    # Worker processes.
+    "workers": int,
+    "header_timeout": float,
+    "fanout_slice": int,
 }
 
 _EXPECTED = {"public_url": "an absolute http(s) URL such as https://news.example, without user, query or fragment"}
@@ -244,6 +283,17 @@ def validate(settings: Settings) -> None:
         raise ConfigError("history_size, snapshot_limit and reader_count must be at least 1")
     if settings.reader_block_ms < 1:
         raise ConfigError("reader_block_ms must be at least 1")
+    for name in ("trusted_proxies", "trusted_addresses"):
+        try:
+            Networks.parse(getattr(settings, name))
+        except ValueError as exc:
+            raise ConfigError(f"{ENV_VARS[name]}: {exc}") from None
+    if settings.login_failure_burst < 1 or settings.login_failure_rate <= 0:
+        raise ConfigError("login_failure_burst must be at least 1 and login_failure_rate above 0")
+    if not 1 <= settings.workers <= MAX_WORKERS:
+        raise ConfigError(f"workers must be between 1 and {MAX_WORKERS}, not {settings.workers}")
+    if settings.header_timeout <= 0 or settings.fanout_slice < 1:
+        raise ConfigError("header_timeout must be above 0 seconds and fanout_slice at least 1")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
     try:

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ticker.api import before_param, channel_param, limit_param, settings_of, store_of
+from ticker.http import before_param, channel_param, limit_param, settings_of, store_of
 from ticker.models import Item, format_time
 from ticker.store import Page
 from ticker.urls import Urls

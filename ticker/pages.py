@@ -1,20 +1,21 @@
-"""The reader page ``/``, the desk ``/desk`` and the files of ``ticker/web/``, with their headers.
+"""The reader page ``/``, the desk ``/desk``, the widget settings and the files of ``web/`` (shipped as ``ticker.web``).
 
 Pages are static HTML with a few values filled in (display time zone, locale,
 site name and the schema.org JSON-LD); everything dynamic happens in
-``ticker/web/ticker.js`` and ``ticker/web/desk.js`` under a strict Content-Security-Policy:
+``web/ticker.js`` and ``web/desk.js`` under a strict Content-Security-Policy:
 no inline script or style, no ``eval``, and Trusted Types required, so no
 string can ever become HTML.
 
-``/static/`` serves the scripts, styles and icon, never the HTML sources
-(their placeholders would show raw), each with the pages' hardening headers.
-A page links them as ``/static/NAME?v=VERSION`` (:func:`asset_version`, a hash
-of their contents), which may be cached for good; any other request for them
+``/static/`` serves the scripts, styles and icon (:data:`STATIC_SUFFIXES`),
+never the HTML sources (their placeholders would show raw) nor anything else
+in the directory, each with the headers of :mod:`ticker.headers`. A page links
+them as ``/static/NAME?v=VERSION`` (:func:`asset_version`, a hash of their
+contents), which may be cached for good; any other request for them
 revalidates with the ``ETag`` every time.
 
 The embeddable widget is ``/static/ticker.js`` on a foreign site: it reads
 ``/widget.json`` and ``GET /api/items`` across origins, which
-:class:`ReadCors` allows for anonymous reads only (no credentials, GET/HEAD).
+:class:`ticker.headers.ReadCors` allows for anonymous reads only (no credentials, GET/HEAD).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import hashlib
 import html
 import json
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -32,51 +34,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from ticker.config import DEFAULT_CHANNEL, Settings
+from ticker.headers import IMMUTABLE, PAGE_HEADERS, REVALIDATE, STATIC_HEADERS
+from ticker.http import settings_of
 from ticker.models import Item, format_time
 from ticker.urls import Urls
 
-WEB_DIR = Path(__file__).resolve().parent / "web"
+WEB_DIR = Path(str(resources.files("ticker.web")))
 """The page sources: HTML, JavaScript and CSS, served as they are (no build step)."""
 JSON_LD_ITEMS = 20
-
-CSP = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "object-src 'none'",
-        "require-trusted-types-for 'script'",
-        "trusted-types 'none'",
-    ]
-)
-PAGE_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Frame-Options": "DENY",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
-    "Cache-Control": "no-cache",
-}
-STATIC_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Frame-Options": "DENY",
-}
-"""Scripts and styles do not need them, but an SVG opened directly is a document like any page."""
-IMMUTABLE = "public, max-age=31536000, immutable"
-REVALIDATE = "no-cache"
-CORS_PREFIXES = ("/api/items", "/api/events", "/widget.json", "/static/", "/feed.json", "/feed.atom")
-"""Anonymous reads a widget on another site makes; staff writes never get CORS."""
-
-
-def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+STATIC_SUFFIXES = (".js", ".css", ".svg")
+"""What ``/static/`` serves; the HTML sources and the package's own files stay private."""
 
 
 def blog_posting(item: Item, urls: Urls) -> dict[str, Any]:
@@ -131,18 +101,18 @@ def _hash_files(signature: tuple[tuple[str, int, int], ...]) -> str:
 
 
 def asset_version() -> str:
-    """A hash of the files under ``ticker/web/``: it changes with any of them, so a page's
+    """A hash of the files ``/static/`` serves: it changes with any of them, so a page's
     ``?v=`` links never meet an old copy in a cache. Hashed again only when a file changes."""
-    files = sorted(p for p in WEB_DIR.iterdir() if p.is_file())
+    files = sorted(p for p in WEB_DIR.iterdir() if p.is_file() and p.suffix in STATIC_SUFFIXES)
     return _hash_files(tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files))
 
 
 class WebFiles(StaticFiles):
-    """``ticker/web/`` without its HTML sources, with hardening and cache headers."""
+    """The scripts, styles and icon of ``web/``, with hardening and cache headers."""
 
     async def get_response(self, path: str, scope: Scope) -> Response:
-        if path.endswith((".html", ".htm")):
-            raise HTTPException(404, "pages are served at / and /desk")
+        if not path.lower().endswith(STATIC_SUFFIXES):
+            raise HTTPException(404, "no such file; the pages are served at / and /desk")
         response = await super().get_response(path, scope)
         response.headers.update(STATIC_HEADERS)
         asked = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("v", [])
@@ -190,34 +160,6 @@ async def widget_settings(request: Request) -> Response:
         "channel": DEFAULT_CHANNEL,
     }
     return Response(json.dumps(body), media_type="application/json", headers={"Cache-Control": "max-age=60"})
-
-
-class ReadCors:
-    """``Access-Control-Allow-Origin: *`` on anonymous reads (GET/HEAD of public paths)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] not in ("GET", "HEAD")
-            or not scope["path"].startswith(CORS_PREFIXES)
-        ):
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"access-control-allow-origin", b"*"),
-                    (b"access-control-expose-headers", b"etag"),
-                    (b"cross-origin-resource-policy", b"cross-origin"),
-                ]
-            await send(message)
-
-        await self.app(scope, receive, send_with_cors)
 
 
 routes = [
