@@ -24,7 +24,7 @@ from ticker.http import (
     settings_of,
     store_of,
 )
-from ticker.limits import FailureLimit, KeyedBuckets
+from ticker.limits import FailureLimit
 from ticker.models import Item, ItemCreate, ItemEdit, parse
 from ticker.store import WriteResult
 
@@ -60,11 +60,12 @@ async def login(request: Request) -> Staff:
 
 
 async def staff(request: Request, scope: Scope) -> Staff:
-    """The authenticated staff member, allowed ``scope`` and within the write rate."""
+    """The authenticated staff member, allowed ``scope`` and within the write rate (kept in Redis,
+    so every process counts against the same limit)."""
     member = await login(request)
     member.require(scope)
-    buckets: KeyedBuckets = request.app.state.write_limits
-    wait = buckets.take(member.name, time.monotonic())
+    settings = settings_of(request)
+    wait = await store_of(request).take_write(member.name, rate=settings.write_rate, burst=settings.write_burst)
     if wait:
         raise RateLimited(f"too many writes from token {member.name!r}; slow down", retry_after=wait)
     return member

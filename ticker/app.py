@@ -23,7 +23,7 @@ from ticker.errors import ConfigError, TickerError
 from ticker.headers import Compress, ReadCors, SecurityHeaders
 from ticker.http import json_response
 from ticker.hub import Hub
-from ticker.limits import FailureLimit, KeyedBuckets
+from ticker.limits import FailureLimit
 from ticker.metrics import Metrics
 from ticker.protocol import CloseCode
 from ticker.reader import Reader
@@ -71,7 +71,13 @@ def create_app(settings: Settings) -> Starlette:
             # collector runs so often in a reconnect storm that it costs ~40 % of the CPU.
             gc.set_threshold(settings.gc_threshold, *gc.get_threshold()[1:])
         client = connect(redis_url, health_check_interval=10, socket_connect_timeout=5, socket_timeout=10)
-        app.state.store = Store(client, prefix=settings.prefix, stream_maxlen=settings.stream_maxlen)
+        app.state.store = Store(
+            client,
+            prefix=settings.prefix,
+            stream_maxlen=settings.stream_maxlen,
+            min_replicas=settings.min_replicas,
+            replica_wait_ms=settings.replica_wait_ms,
+        )
         # The stream reader blocks in XREAD on a connection of its own, with a socket
         # timeout longer than the block so only a real stall times out.
         follow = connect(redis_url, socket_connect_timeout=5, socket_timeout=settings.reader_block_ms / 1000 + 10)
@@ -96,8 +102,7 @@ def create_app(settings: Settings) -> Starlette:
     async def readiness() -> list[str]:
         store: Store = app.state.store
         reader: Reader = app.state.reader
-        problems = [] if await store.ping() else ["redis unreachable"]
-        return problems + reader.problems()
+        return await store.write_problems() + reader.problems()
 
     handlers: dict[Any, Any] = {
         TickerError: ticker_error,
@@ -118,7 +123,6 @@ def create_app(settings: Settings) -> Starlette:
     app.add_middleware(ReadCors)
     app.add_middleware(Compress)
     app.state.settings = settings
-    app.state.write_limits = KeyedBuckets(settings.write_rate, settings.write_burst)
     app.state.readiness = readiness
     app.state.hub = hub
     app.state.admission = Admission(settings)
