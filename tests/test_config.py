@@ -101,3 +101,16 @@ def test_public_url_is_normalized() -> None:
 def test_bad_public_url_is_one_clear_error(value: str) -> None:
     with pytest.raises(ConfigError, match=r"TICKER_PUBLIC_URL=.*absolute http"):
         config.load({"TICKER_PUBLIC_URL": value})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+sentinel://127.0.0.1:\u00b9/primary",  # superscript one: isdigit() says yes, int() says no
+        "redis+cluster://127.0.0.1:\u0663\u0663",  # Arabic-Indic digits: int() would read 33
+        "redis+sentinel://127.0.0.1:26379/primary/\uff11",  # a fullwidth database number
+    ],
+)
+def test_redis_url_numbers_are_ascii_digits_only(url: str) -> None:
+    with pytest.raises(ConfigError, match="the Redis URL"):
+        config.parse_redis_url(url)

@@ -209,19 +209,16 @@ def test_package_data_ships_every_file_the_server_reads() -> None:
 
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     folders = {
-        package: setuptools.get("package-dir", {}).get(package, package.replace(".", "/"))
-        for package in setuptools["packages"]
+        name: ROOT / setuptools.get("package-dir", {}).get(name, name.replace(".", "/"))
+        for name in setuptools["packages"]
     }
-    patterns = [f"{folders[package]}/{glob}" for package, globs in setuptools["package-data"].items() for glob in globs]
-    needed = [
-        p.relative_to(ROOT).as_posix()
-        for folder in set(folders.values())
-        for p in (ROOT / folder).glob("*")
-        if p.is_file() and p.suffix != ".py"
-    ]
-    assert any(n.startswith(folders["ticker.web"]) for n in needed) and any(n.startswith("ticker/lua/") for n in needed)
-    missing = [n for n in needed if not any(fnmatch(n, pattern) for pattern in patterns)]
+    missing = []
+    for name, folder in folders.items():
+        globs = setuptools["package-data"].get(name, [])
+        files = [p.relative_to(folder).as_posix() for p in folder.glob("*") if p.is_file() and p.suffix != ".py"]
+        missing += [f"{folder.relative_to(ROOT)}/{f}" for f in files if not any(fnmatch(f, g) for g in globs)]
+    assert {"ticker.web", "ticker.lua"} <= set(folders) and (folders["ticker.web"] / "ticker.js").is_file()
     assert not missing, f"not in [tool.setuptools.package-data]: {missing}"
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for top in {folder.split("/")[0] for folder in folders.values()}:
+    for top in {folder.relative_to(ROOT).parts[0] for folder in folders.values()}:
         assert f"COPY {top} ./{top}" in dockerfile, f"the image must copy {top}/"
