@@ -168,3 +168,16 @@ def test_a_password_never_appears_in_a_message() -> None:
     with pytest.raises(ConfigError) as raised:
         parse_redis_url("redis+sentinel://app:hunter2@h:26379")
     assert "hunter2" not in raised.value.message and "app:***@h" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+sentinel://127.0.0.1:\u00b9/primary",  # superscript one: isdigit() says yes, int() says no
+        "redis+cluster://127.0.0.1:\u0663\u0663",  # Arabic-Indic digits: int() would read 33
+        "redis+sentinel://127.0.0.1:26379/primary/\uff11",  # a fullwidth database number
+    ],
+)
+def test_redis_url_numbers_are_ascii_digits_only(url: str) -> None:
+    with pytest.raises(ConfigError, match="the Redis URL"):
+        config.parse_redis_url(url)

@@ -197,3 +197,19 @@ def test_links_with_userinfo_backslashes_or_ambiguous_hosts_are_refused(url: str
     assert fields_of(exc) == ["url"]
     with pytest.raises(InvalidInput):
         parse(ItemEdit, {"url": url})
+
+
+def test_an_item_stored_under_older_rules_stays_readable() -> None:
+    """Readers, feeds and consumers parse every stored item: a stricter rule must not break them."""
+    stored = {
+        "id": "old",
+        "version": 1,
+        "headline": "Minister \u202eseingiser\u202c today",
+        "url": "https://user@example.com/",
+        "author": "zero\u200bwidth",
+        "published_at": "2024-11-17T14:22:00.000Z",
+    }
+    item = Item.from_json(json.dumps(stored))
+    assert (item.headline, item.url, item.author) == (stored["headline"], stored["url"], stored["author"])
+    with pytest.raises(InvalidInput):
+        parse(ItemCreate, {k: v for k, v in stored.items() if k in ("headline", "url")})

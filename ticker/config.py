@@ -139,7 +139,7 @@ def _nodes(netloc: str, default_port: int, url: str) -> tuple[tuple[str, int], .
         else:
             host, _, port = part.partition(":")
         port = port or str(default_port)
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:  # not "¹", "٣"
             raise ConfigError(f"the Redis URL {redacted(url)!r} names {part!r}, which is not host:port")
         nodes.append((host, int(port)))
     return tuple(nodes)
@@ -177,7 +177,7 @@ def parse_redis_url(url: str) -> RedisTarget:
     db = 0
     service = ""
     if sentinel:
-        if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        if not path or len(path) > 2 or (len(path) == 2 and not (path[1].isascii() and path[1].isdigit())):
             raise ConfigError(f"the Redis URL {redacted(url)!r} must end in /service_name or /service_name/db")
         service = path[0]
         db = int(path[1]) if len(path) == 2 else 0

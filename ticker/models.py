@@ -229,23 +229,33 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
+def _stored(info: ValidationInfo) -> bool:
+    """Whether the data comes from our own store: it passed the rules of its day, and today's
+    stricter ones must not make a stored item unreadable (every reader and consumer would fail)."""
+    return bool((info.context or {}).get("stored"))
+
+
 class _Content(_Strict):
     """Validators shared by every model that carries item content."""
 
     @field_validator("headline", check_fields=False)
     @classmethod
-    def _headline(cls, value: str | None) -> str | None:
-        return None if value is None else _plain_text(value, what="headline", limit=MAX_HEADLINE)
+    def _headline(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or _stored(info):
+            return value
+        return _plain_text(value, what="headline", limit=MAX_HEADLINE)
 
     @field_validator("author", check_fields=False)
     @classmethod
-    def _author(cls, value: str | None) -> str | None:
-        return None if value is None else _plain_text(value, what="author", limit=MAX_AUTHOR)
+    def _author(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or _stored(info):
+            return value
+        return _plain_text(value, what="author", limit=MAX_AUTHOR)
 
     @field_validator("url", check_fields=False)
     @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return _check_url(value)
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return value if _stored(info) else _check_url(value)
 
     @field_validator("labels", check_fields=False)
     @classmethod
@@ -274,8 +284,9 @@ class Item(_Content):
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Item:
-        """Trusted JSON from our own store: labels are not checked against today's vocabulary."""
-        return cls.model_validate_json(raw, context={"labels": _ANY_LABEL})
+        """Trusted JSON from our own store: labels are not checked against today's vocabulary,
+        nor text and links against today's rules (an item stored under older ones stays readable)."""
+        return cls.model_validate_json(raw, context={"labels": _ANY_LABEL, "stored": True})
 
     @property
     def sort_key(self) -> str:

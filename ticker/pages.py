@@ -6,10 +6,11 @@ site name and the schema.org JSON-LD); everything dynamic happens in
 no inline script or style, no ``eval``, and Trusted Types required, so no
 string can ever become HTML.
 
-``/static/`` serves the scripts, styles and icon, never the HTML sources
-(their placeholders would show raw), each with the pages' hardening headers.
-A page links them as ``/static/NAME?v=VERSION`` (:func:`asset_version`, a hash
-of their contents), which may be cached for good; any other request for them
+``/static/`` serves the scripts, styles and icon (:data:`STATIC_SUFFIXES`),
+never the HTML sources (their placeholders would show raw) nor anything else
+in the directory, each with the headers of :mod:`ticker.headers`. A page links
+them as ``/static/NAME?v=VERSION`` (:func:`asset_version`, a hash of their
+contents), which may be cached for good; any other request for them
 revalidates with the ``ETag`` every time.
 
 The embeddable widget is ``/static/ticker.js`` on a foreign site: it reads
@@ -44,6 +45,8 @@ from ticker.urls import Urls
 WEB_DIR = Path(str(resources.files("ticker.web")))
 """The page sources: HTML, JavaScript and CSS, served as they are (no build step)."""
 JSON_LD_ITEMS = 20
+STATIC_SUFFIXES = (".js", ".css", ".svg")
+"""What ``/static/`` serves; the HTML sources and the package's own files stay private."""
 
 
 def blog_posting(item: Item, urls: Urls) -> dict[str, Any]:
@@ -98,18 +101,18 @@ def _hash_files(signature: tuple[tuple[str, int, int], ...]) -> str:
 
 
 def asset_version() -> str:
-    """A hash of the files under ``web/``: it changes with any of them, so a page's
+    """A hash of the files ``/static/`` serves: it changes with any of them, so a page's
     ``?v=`` links never meet an old copy in a cache. Hashed again only when a file changes."""
-    files = sorted(p for p in WEB_DIR.iterdir() if p.is_file())
+    files = sorted(p for p in WEB_DIR.iterdir() if p.is_file() and p.suffix in STATIC_SUFFIXES)
     return _hash_files(tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files))
 
 
 class WebFiles(StaticFiles):
-    """``web/`` without its HTML sources, with hardening and cache headers."""
+    """The scripts, styles and icon of ``web/``, with hardening and cache headers."""
 
     async def get_response(self, path: str, scope: Scope) -> Response:
-        if path.endswith((".html", ".htm")):
-            raise HTTPException(404, "pages are served at / and /desk")
+        if not path.lower().endswith(STATIC_SUFFIXES):
+            raise HTTPException(404, "no such file; the pages are served at / and /desk")
         response = await super().get_response(path, scope)
         response.headers.update(STATIC_HEADERS)
         asked = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("v", [])

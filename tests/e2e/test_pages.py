@@ -13,7 +13,7 @@ from tests.support import ServerThread, units
 from ticker import config
 from ticker.errors import ConfigError
 from ticker.models import Item
-from ticker.pages import WEB_DIR, json_ld
+from ticker.pages import STATIC_SUFFIXES, WEB_DIR, json_ld
 from ticker.urls import Urls
 
 
@@ -40,12 +40,12 @@ def test_pages_send_a_strict_csp_and_hardening_headers(http: httpx.Client) -> No
 
 
 def test_static_files_are_hardened_cached_with_validators_and_never_raw_html(http: httpx.Client) -> None:
-    for name in ("desk.html", "index.html", "DESK.HTML", "nope.html"):
+    for name in ("desk.html", "index.html", "DESK.HTML", "nope.html", "__init__.py"):
         answer = http.get(f"/static/{name}")
         assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found", name
     version = re.search(r'/static/ticker\.js\?v=([0-9a-f]+)"', http.get("/").text)
     assert version and f"/static/desk.js?v={version[1]}" in http.get("/desk").text
-    files = sorted(p.name for p in WEB_DIR.iterdir() if p.is_file() and p.suffix != ".html")
+    files = sorted(p.name for p in WEB_DIR.iterdir() if p.suffix in STATIC_SUFFIXES)
     assert {"ticker.js", "desk.js", "ticker.css", "favicon.svg"} <= set(files)
     for name in files:
         answer = http.get(f"/static/{name}")
