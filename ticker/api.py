@@ -22,8 +22,17 @@ from ticker.errors import (
     UnsupportedMediaType,
 )
 from ticker.limits import KeyedBuckets
-from ticker.models import CHANNEL_PATTERN, Item, ItemCreate, ItemEdit, is_channel, is_item_id, parse
-from ticker.store import Store, WriteResult
+from ticker.models import (
+    CHANNEL_PATTERN,
+    Item,
+    ItemCreate,
+    ItemEdit,
+    ScheduledEdit,
+    is_channel,
+    is_item_id,
+    parse,
+)
+from ticker.store import Store, Version, WriteResult
 
 _BEFORE = re.compile(r"^\d{15}:[A-Za-z0-9_-]{1,64}$")
 _IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
@@ -42,7 +51,14 @@ def item_json(item: Item) -> Any:
     return item.model_dump(mode="json")
 
 
+MAX_QUERY = 200
+
+
 def write_answer(result: WriteResult, status: int) -> Response:
+    if result.scheduled:
+        headers = {"Location": f"/api/scheduled/{result.item.id}"}
+        body = {"item": item_json(result.item), "cursor": result.cursor, "scheduled": True}
+        return json_response(body, status, headers)
     headers = {"ETag": f'"{result.item.version}"', "Location": f"/api/items/{result.item.id}"}
     return json_response({"item": item_json(result.item), "cursor": result.cursor}, status, headers)
 
@@ -92,10 +108,17 @@ async def read_json(request: Request) -> Any:
     return data
 
 
+async def staff_reader(request: Request, scope: Scope | None = None) -> Staff:
+    """The authenticated staff member (allowed ``scope``, when given), for staff-only reads."""
+    member = await authenticate(store_of(request), request.headers.get("authorization"))
+    if scope is not None:
+        member.require(scope)
+    return member
+
+
 async def staff(request: Request, scope: Scope) -> Staff:
     """The authenticated staff member, allowed ``scope`` and within the write rate."""
-    member = await authenticate(store_of(request), request.headers.get("authorization"))
-    member.require(scope)
+    member = await staff_reader(request, scope)
     buckets: KeyedBuckets = request.app.state.write_limits
     wait = buckets.take(member.name, time.monotonic())
     if wait:
@@ -149,13 +172,20 @@ async def list_items(request: Request) -> Response:
             "before must be the 'next' token of an earlier page",
             fields=[{"field": "before", "message": "not a page token"}],
         )
-    page = await store_of(request).page(channel=channel_param(request), limit=limit_param(request), before=before)
+    query = request.query_params.get("q", "").strip()
+    if len(query) > MAX_QUERY:
+        raise TickerError(f"q must be at most {MAX_QUERY} characters", fields=[{"field": "q", "message": "too long"}])
+    store, channel, limit = store_of(request), channel_param(request), limit_param(request)
+    if query:
+        page = await store.search(query.split(), channel=channel, limit=limit, before=before)
+    else:
+        page = await store.page(channel=channel, limit=limit, before=before)
     body: dict[str, Any] = {
         "items": [item_json(i) for i in page.items],
         "cursor": page.cursor,
         "next": page.next,
     }
-    if before is None:
+    if before is None and not query:
         body["pinned"] = [item_json(i) for i in page.pinned]
     return json_response(body)
 
@@ -165,9 +195,14 @@ async def get_item(request: Request) -> Response:
     return json_response(item_json(item), headers={"ETag": f'"{item.version}"'})
 
 
+def parse_body(request: Request, model: type[Any], data: Any) -> Any:
+    settings = settings_of(request)
+    return parse(model, data, labels=settings.labels, image_origins=settings.image_origins)
+
+
 async def create_item(request: Request) -> Response:
     member = await staff(request, Scope.PUBLISH)
-    create = parse(ItemCreate, await read_json(request), labels=settings_of(request).labels)
+    create = parse_body(request, ItemCreate, await read_json(request))
     result = await store_of(request).publish(create, actor=member.name)
     return write_answer(result, 201 if result.created else 200)
 
@@ -175,7 +210,7 @@ async def create_item(request: Request) -> Response:
 async def edit_item(request: Request) -> Response:
     member = await staff(request, Scope.EDIT)
     target = item_id(request)
-    edit = parse(ItemEdit, await read_json(request), labels=settings_of(request).labels)
+    edit = parse_body(request, ItemEdit, await read_json(request))
     result = await store_of(request).edit(target, edit, actor=member.name, if_match=if_match(request))
     return write_answer(result, 200)
 
@@ -184,6 +219,63 @@ async def retract_item(request: Request) -> Response:
     member = await staff(request, Scope.RETRACT)
     result = await store_of(request).retract(item_id(request), actor=member.name, if_match=if_match(request))
     return write_answer(result, 200)
+
+
+def version_json(version: Version) -> Any:
+    return {
+        "cursor": version.cursor,
+        "kind": version.kind,
+        "actor": version.actor,
+        "ts": version.ts,
+        "item": None if version.item is None else item_json(version.item),
+    }
+
+
+async def item_history(request: Request) -> Response:
+    """Every change of an item with its kind, actor and time (staff: it names who did what)."""
+    await staff_reader(request)
+    versions = await store_of(request).history(item_id(request))
+    return json_response({"versions": [version_json(v) for v in versions]})
+
+
+async def list_scheduled(request: Request) -> Response:
+    await staff_reader(request)
+    items = await store_of(request).scheduled()
+    return json_response({"items": [item_json(i) for i in items]})
+
+
+async def edit_scheduled(request: Request) -> Response:
+    await staff(request, Scope.EDIT)
+    target = item_id(request)
+    edit = parse_body(request, ScheduledEdit, await read_json(request))
+    item = await store_of(request).edit_scheduled(target, edit)
+    return json_response({"item": item_json(item), "scheduled": True})
+
+
+async def cancel_scheduled(request: Request) -> Response:
+    await staff(request, Scope.RETRACT)
+    item = await store_of(request).cancel_scheduled(item_id(request))
+    return json_response({"item": item_json(item), "cancelled": True})
+
+
+async def publish_scheduled(request: Request) -> Response:
+    await staff(request, Scope.PUBLISH)
+    result = await store_of(request).release(item_id(request), force=True)
+    assert result is not None  # a forced release either publishes or raises
+    return write_answer(result, 200)
+
+
+async def whoami(request: Request) -> Response:
+    """Who a token is: its name and scopes (the desk checks a token as soon as it is entered)."""
+    member = await staff_reader(request)
+    return json_response({"name": member.name, "scopes": sorted(s.value for s in member.scopes)})
+
+
+async def readers(request: Request) -> Response:
+    """Live readers per channel, summed over every server process (``*``: readers of all channels)."""
+    await staff_reader(request)
+    counts = await store_of(request).readers()
+    return json_response({"channels": counts, "total": sum(counts.values())})
 
 
 async def healthz(request: Request) -> Response:
@@ -212,6 +304,13 @@ routes = [
     Route("/api/items/{id}", get_item, methods=["GET"]),
     Route("/api/items/{id}", edit_item, methods=["PATCH"]),
     Route("/api/items/{id}", retract_item, methods=["DELETE"]),
+    Route("/api/items/{id}/history", item_history, methods=["GET"]),
+    Route("/api/scheduled", list_scheduled, methods=["GET"]),
+    Route("/api/scheduled/{id}", edit_scheduled, methods=["PATCH"]),
+    Route("/api/scheduled/{id}", cancel_scheduled, methods=["DELETE"]),
+    Route("/api/scheduled/{id}/publish", publish_scheduled, methods=["POST"]),
+    Route("/api/me", whoami, methods=["GET"]),
+    Route("/api/readers", readers, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),

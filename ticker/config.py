@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ticker.errors import ConfigError
@@ -66,6 +67,12 @@ DEFAULT_SHUTDOWN_GRACE = 5
 """Seconds a stopping process waits for open streams (SSE) before cutting them; WebSockets close at once."""
 DEFAULT_GC_THRESHOLD = 20_000
 """Allocations between young-generation garbage collections in a server process (Python: 700)."""
+DEFAULT_SCHEDULER_INTERVAL = 0.25
+"""Seconds between a process's looks for scheduled items that are due."""
+DEFAULT_AUDIENCE_INTERVAL = 2.0
+"""Seconds between a process's reports of its live readers (kept in Redis for three intervals)."""
+DEFAULT_IMAGE_ORIGINS: tuple[str, ...] = ()
+"""Origins (``https://host``) item photos may come from; empty allows any https origin."""
 DEFAULT_READER_COUNT = 1000
 DEFAULT_READER_BLOCK_MS = 5000
 DEFAULT_MAX_READER_LAG = 5.0
@@ -126,6 +133,10 @@ class Settings:
     reader_count: int = DEFAULT_READER_COUNT
     reader_block_ms: int = DEFAULT_READER_BLOCK_MS
     max_reader_lag: float = DEFAULT_MAX_READER_LAG
+    scheduler_interval: float = DEFAULT_SCHEDULER_INTERVAL
+    audience_interval: float = DEFAULT_AUDIENCE_INTERVAL
+    image_origins: tuple[str, ...] = DEFAULT_IMAGE_ORIGINS
+    """Where item photos may come from; the pages' CSP ``img-src`` lists exactly these."""
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-``None`` values replaced (CLI flags win over env)."""
@@ -179,6 +190,9 @@ _PARSERS: dict[str, Any] = {
     "reader_count": int,
     "reader_block_ms": int,
     "max_reader_lag": float,
+    "scheduler_interval": float,
+    "audience_interval": float,
+    "image_origins": _csv,
 }
 
 ENV_VARS = {name: f"TICKER_{name.upper()}" for name in _PARSERS}
@@ -219,6 +233,12 @@ def validate(settings: Settings) -> None:
         raise ConfigError("history_size, snapshot_limit and reader_count must be at least 1")
     if settings.reader_block_ms < 1:
         raise ConfigError("reader_block_ms must be at least 1")
+    if settings.scheduler_interval <= 0 or settings.audience_interval <= 0:
+        raise ConfigError("scheduler_interval and audience_interval must be above 0 seconds")
+    for origin in settings.image_origins:
+        parts = urlsplit(origin)
+        if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/") or parts.query:
+            raise ConfigError(f"image origin {origin!r} must be https://host or https://host:port")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
     try:

@@ -311,6 +311,14 @@ class Hub:
             if not group:
                 del self._groups[(subscriber.channel, subscriber.sink.kind)]
 
+    def readers(self) -> dict[str, int]:
+        """Live subscribers per channel filter (``*``: all channels), for the desk's reader count."""
+        counts: dict[str, int] = {}
+        for (channel, _), group in self._groups.items():
+            name = channel or "*"
+            counts[name] = counts.get(name, 0) + len(group)
+        return counts
+
     def subscribers(self) -> list[Subscriber]:
         return [s for group in self._groups.values() for s in group]
 
