@@ -106,3 +106,42 @@ def test_reader_page_advertises_its_feeds(http: httpx.Client) -> None:
     for kind, href in (("application/feed+json", "/feed.json"), ("application/atom+xml", "/feed.atom")):
         assert re.search(rf'<link rel="alternate" type="{re.escape(kind)}"[^>]*href="{href}"', page)
         assert http.get(href).status_code == 200
+
+
+def test_permalink_shows_the_item_its_corrections_and_json_ld_then_a_410_tombstone(
+    http: httpx.Client, admin_token: str
+) -> None:
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    photo = {
+        "url": "https://photos.example/jet.jpg",
+        "alt": "A jet",
+        "caption": "Illustrative",
+        "width": 800,
+        "height": 450,
+    }
+    body = {"id": "jet", "headline": "Jets <b>arrive</b>", "image": photo, "key_event": True}
+    assert http.post("/api/items", json=body, headers=auth).status_code == 201
+    correction = {"kind": "correction", "correction": "Two jets, not three", "headline": "Two jets arrive"}
+    assert http.patch("/api/items/jet", json=correction, headers=auth).status_code == 200
+
+    page = http.get("/items/jet")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "img-src 'self' data: https:" in page.headers["content-security-policy"]
+    assert "Two jets arrive" in page.text and "Two jets, not three" in page.text and "Key event" in page.text
+    assert 'alt="A jet"' in page.text and 'width="800"' in page.text and "{{" not in page.text
+    ld = json.loads(re.search(r'<script type="application/ld\+json" id="item-ld">(.*?)</script>', page.text).group(1))  # type: ignore[union-attr]
+    assert (
+        ld["@type"] == "BlogPosting" and ld["url"].endswith("/items/jet") and ld["image"]["caption"] == "Illustrative"
+    )
+    assert ld["correction"]["text"] == "Two jets, not three"
+    feed = http.get("/feed.json").json()
+    assert feed["items"][0]["url"].endswith("/items/jet") and feed["items"][0]["image"] == photo["url"]
+    listing = json.loads(re.search(r'id="live-blog">(.*?)</script>', http.get("/").text).group(1))  # type: ignore[union-attr]
+    assert listing["liveBlogUpdate"][0]["url"].endswith("/items/jet")
+
+    assert http.delete("/api/items/jet", headers=auth).status_code == 200
+    gone = http.get("/items/jet")
+    assert gone.status_code == 410 and "retracted" in gone.text and "Two jets" not in gone.text
+    assert gone.headers["content-security-policy"] == page.headers["content-security-policy"]
+    assert http.get("/items/never").status_code == 404
+    assert http.get("/items/bad%20id").status_code == 404

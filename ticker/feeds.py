@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from ticker.api import channel_param, limit_param, store_of
 from ticker.models import Item, format_time
+from ticker.pages import permalink_path, public_url
 from ticker.store import Page
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
@@ -84,7 +85,13 @@ def edit_kind(item: Item) -> str | None:
 
 
 def item_link(base: str, item: Item) -> str:
+    """The Atom entry id (kept stable: feed readers know entries by it)."""
     return f"{base}/api/items/{item.id}"
+
+
+def permalink(base: str, item: Item) -> str:
+    """Where an entry without its own ``url`` points: the item's page on this service."""
+    return f"{base}{permalink_path(item.id)}"
 
 
 def json_feed(base: str, feed_url: str, channel: str | None, page: Page, gone: list[tuple[Item, str]]) -> Any:
@@ -93,7 +100,7 @@ def json_feed(base: str, feed_url: str, channel: str | None, page: Page, gone: l
     for item in page.items:
         entry: dict[str, Any] = {
             "id": item.id,
-            "url": item.url or item_link(base, item),
+            "url": item.url or permalink(base, item),
             "title": item.headline,
             "content_text": edit_note(item),
             "date_published": format_time(item.published_at),
@@ -103,8 +110,13 @@ def json_feed(base: str, feed_url: str, channel: str | None, page: Page, gone: l
                 "edit": edit_kind(item),
                 "correction": item.correction,
                 "pinned": item.pinned,
+                "key_event": item.key_event,
+                "urgency": item.urgency,
             },
         }
+        if item.image is not None:
+            entry["image"] = item.image.url
+            entry["_ticker"]["image"] = item.image.model_dump()
         if item.updated_at is not None:
             entry["date_modified"] = format_time(item.updated_at)
         if item.labels:
@@ -156,8 +168,11 @@ def atom_feed(base: str, feed_url: str, channel: str | None, page: Page, gone: l
         out.append(_text("updated", format_time(item.updated_at or item.published_at)))
         if item.author:
             out.append(f"<author>{_text('name', item.author)}</author>")
-        if item.url:
-            out.append(f'<link rel="alternate" href={quoteattr(item.url)}/>')
+        out.append(f'<link rel="alternate" href={quoteattr(item.url or permalink(base, item))}/>')
+        if item.image is not None:
+            out.append(f'<link rel="enclosure" href={quoteattr(item.image.url)} title={quoteattr(item.image.alt)}/>')
+        if item.key_event:
+            out.append('<category scheme="urn:ticker:key-event" term="key-event"/>')
         for label in item.labels:
             out.append(f"<category term={quoteattr(label)}/>")
         if (kind := edit_kind(item)) is not None:
@@ -180,7 +195,7 @@ async def _feed(request: Request, kind: str) -> Response:
         return Response(status_code=304, headers=validators(head))
     page = await store.page(channel=channel, limit=limit)
     gone = await store.tombstones(channel=channel, limit=DEFAULT_TOMBSTONES)
-    base = str(request.base_url).rstrip("/")
+    base = public_url(request, "")
     feed_url = str(request.url)
     headers = validators(page.cursor)
     if kind == "json":

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import html
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,11 +27,19 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticker.config import DEFAULT_CHANNEL, Settings
-from ticker.models import Item
+from ticker.errors import NotFound
+from ticker.models import Image, Item, format_time, is_item_id
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 """The page sources: HTML, JavaScript and CSS, served as they are (no build step)."""
 JSON_LD_ITEMS = 20
+
+
+def csp(image_origins: tuple[str, ...] = ()) -> str:
+    """The pages' Content-Security-Policy; photos load from ``image_origins`` (any https origin if none)."""
+    images = " ".join(image_origins) if image_origins else "https:"
+    return CSP.replace("img-src 'self' data:", f"img-src 'self' data: {images}")
+
 
 CSP = "; ".join(
     [
@@ -61,18 +71,47 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
+IMAGE_OBJECT = (("caption", "caption"), ("credit", "creditText"), ("width", "width"), ("height", "height"))
+"""Photo fields and their schema.org ``ImageObject`` names."""
+
+
+def public_url(request: Request, path: str) -> str:
+    """The absolute URL of ``path`` (starting with "/") on this service, as pages and feeds write it."""
+    return str(request.base_url).rstrip("/") + path
+
+
+def permalink_path(item_id: str) -> str:
+    return f"/items/{item_id}"
+
+
 def blog_posting(item: dict[str, Any], base_url: str) -> dict[str, Any]:
-    posting = {
+    permalink = f"{base_url.rstrip('/')}{permalink_path(item['id'])}"
+    posting: dict[str, Any] = {
         "@type": "BlogPosting",
-        "@id": f"{base_url}api/items/{item['id']}",
+        "@id": permalink,
+        "identifier": item["id"],
         "headline": item["headline"],
         "datePublished": item["published_at"],
         "dateModified": item["updated_at"] or item["published_at"],
+        "url": item["url"] or permalink,
     }
-    if item["url"]:
-        posting["url"] = item["url"]
     if item["labels"]:
         posting["keywords"] = item["labels"]
+    if item.get("image"):
+        image = item["image"]
+        posting["image"] = {"@type": "ImageObject", "url": image["url"], "description": image["alt"]}
+        for ours, theirs in (
+            ("caption", "caption"),
+            ("credit", "creditText"),
+            ("width", "width"),
+            ("height", "height"),
+        ):
+            if image.get(ours) is not None:
+                posting["image"][theirs] = image[ours]
+    if item.get("correction"):
+        posting["correction"] = {"@type": "CorrectionComment", "text": item["correction"]}
+    if item.get("author"):
+        posting["author"] = {"@type": "Person", "name": item["author"]}
     return posting
 
 
@@ -89,16 +128,22 @@ def json_ld(settings: Settings, items: list[Item], base_url: str) -> str:
     if items:
         data["coverageStartTime"] = updates[-1]["datePublished"]
         data["dateModified"] = max(u["dateModified"] for u in updates)
+    return script_json(data)
+
+
+def script_json(data: Any) -> str:
+    """JSON safe inside a ``<script>`` data block."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     # "<" never appears raw, so no "</script>" or "<!--" can end the block early.
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render(name: str, values: dict[str, str]) -> Response:
+def render(request: Request, name: str, values: dict[str, str], status: int = 200) -> Response:
     text = (WEB_DIR / name).read_text(encoding="utf-8")
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", value)
-    return Response(text, headers=PAGE_HEADERS, media_type="text/html")
+    headers = {**PAGE_HEADERS, "Content-Security-Policy": csp(settings_of(request).image_origins)}
+    return Response(text, status, headers=headers, media_type="text/html")
 
 
 def page_values(settings: Settings) -> dict[str, str]:
@@ -113,12 +158,101 @@ def page_values(settings: Settings) -> dict[str, str]:
 async def reader(request: Request) -> Response:
     settings = settings_of(request)
     page = await request.app.state.store.page(limit=JSON_LD_ITEMS)
-    values = page_values(settings) | {"jsonld": json_ld(settings, page.items, str(request.base_url))}
-    return render("index.html", values)
+    values = page_values(settings) | {"jsonld": json_ld(settings, page.items, public_url(request, "/"))}
+    return render(request, "index.html", values)
 
 
 async def desk(request: Request) -> Response:
-    return render("desk.html", page_values(settings_of(request)))
+    return render(request, "desk.html", page_values(settings_of(request)))
+
+
+def _when(value: datetime, zone: ZoneInfo) -> str:
+    local = value.astimezone(zone)
+    return f"{local.day} {local:%B %Y}, {local:%H:%M}"
+
+
+def _time(value: datetime, zone: ZoneInfo) -> str:
+    return f'<time datetime="{format_time(value)}">{html.escape(_when(value, zone))}</time>'
+
+
+def _figure(image: Image) -> str:
+    size = "".join(f' {name}="{value}"' for name, value in (("width", image.width), ("height", image.height)) if value)
+    parts = [
+        '<figure class="tk-lead">',
+        f'<img src="{html.escape(image.url)}" alt="{html.escape(image.alt)}"{size} loading="lazy" decoding="async">',
+    ]
+    if image.caption or image.credit:
+        caption = html.escape(image.caption or "")
+        credit = f' <span class="tk-credit">{html.escape(image.credit)}</span>' if image.credit else ""
+        parts.append(f"<figcaption>{caption}{credit}</figcaption>")
+    parts.append("</figure>")
+    return "".join(parts)
+
+
+async def permalink(request: Request) -> Response:
+    """``/items/{id}``: the item with its corrections and JSON-LD; 410 with a tombstone once retracted."""
+    settings = settings_of(request)
+    store = request.app.state.store
+    item_id = request.path_params["id"]
+    zone = ZoneInfo(settings.display_timezone)
+    values = page_values(settings) | {"lang": "en", "dir": "ltr", "t_site": "Site", "t_all_news": "All the news"}
+    values["permalink"] = html.escape(public_url(request, permalink_path(item_id)))
+    gone = await store.retraction(item_id) if is_item_id(item_id) else None
+    if gone is not None:
+        _, cursor = gone
+        retracted = datetime.fromtimestamp(int(cursor.split("-")[0]) / 1000, UTC)
+        body = (
+            '<article class="permalink-gone"><h1 class="page-title">This item was retracted</h1>'
+            f"<p>It was withdrawn on {_time(retracted, zone)} and is no longer published.</p></article>"
+        )
+        ld = {"@context": "https://schema.org", "@type": "WebPage", "name": "Retracted item"}
+        values |= {"title": "Retracted", "description": "This item was retracted.", "body": body}
+        return render(request, "item.html", values | {"jsonld": script_json(ld)}, status=410)
+    try:
+        item: Item | None = await store.get(item_id) if is_item_id(item_id) else None
+    except NotFound:
+        item = None
+    if item is None:
+        body = '<h1 class="page-title">No such item</h1><p>It may have been scheduled for later, or never existed.</p>'
+        values |= {"title": "Not found", "description": "No such item.", "body": body, "jsonld": "{}"}
+        return render(request, "item.html", values, status=404)
+    versions = await store.history(item_id)
+    lang = item.lang or settings.locale.split("-")[0]
+    parts = ['<article class="permalink-item">']
+    tags = [f'<span class="tk-tag tk-tag-{html.escape(label)}">{html.escape(label)}</span>' for label in item.labels]
+    if item.key_event:
+        tags.insert(0, '<span class="tk-tag tk-tag-key">Key event</span>')
+    if tags:
+        parts.append(f'<p class="tk-meta">{"".join(tags)}</p>')
+    parts.append(f'<h1 class="page-title" lang="{html.escape(lang)}">{html.escape(item.headline)}</h1>')
+    line = [_time(item.published_at, zone), html.escape(item.channel)]
+    if item.author:
+        line.append(html.escape(item.author))
+    if item.updated_at is not None:
+        line.append(f"Updated {_time(item.updated_at, zone)}")
+    parts.append(f'<p class="permalink-meta">{" · ".join(line)}</p>')
+    if item.image is not None:
+        parts.append(_figure(item.image))
+    if item.url:
+        parts.append(f'<p><a href="{html.escape(item.url)}" rel="noopener noreferrer">Read the full story</a></p>')
+    notes = [v for v in versions if v.kind == "correction" and v.item is not None and v.item.correction]
+    if notes:
+        parts.append('<section class="permalink-corrections"><h2>Corrections</h2><ul>')
+        for v in notes:
+            assert v.item is not None and v.item.correction is not None
+            when = datetime.fromtimestamp(v.ts / 1000, UTC)
+            parts.append(f"<li>{_time(when, zone)}: {html.escape(v.item.correction)}</li>")
+        parts.append("</ul></section>")
+    parts.append("</article>")
+    posting = blog_posting(item.model_dump(mode="json"), public_url(request, "/"))
+    ld = {"@context": "https://schema.org", **posting}
+    values |= {
+        "title": html.escape(item.headline),
+        "description": html.escape(item.headline),
+        "body": "\n".join(parts),
+        "jsonld": script_json(ld),
+    }
+    return render(request, "item.html", values)
 
 
 async def widget_settings(request: Request) -> Response:
@@ -166,5 +300,6 @@ routes = [
     Route("/", reader, methods=["GET"]),
     Route("/desk", desk, methods=["GET"]),
     Route("/widget.json", widget_settings, methods=["GET"]),
+    Route("/items/{id}", permalink, methods=["GET"]),
     Mount("/static", StaticFiles(directory=WEB_DIR, check_dir=False), name="static"),
 ]

@@ -442,6 +442,14 @@ class Store:
             raise NotFound(f"no item with id {item_id}")
         return Item.from_json(raw)
 
+    async def retraction(self, item_id: str) -> tuple[Item, str] | None:
+        """A retracted item's tombstone and the cursor of its retraction; ``None`` if not retracted."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self._gone, item_id)
+            pipe.hget(self._cursor, item_id)
+            raw, cursor = await self._call(pipe.execute)
+        return None if raw is None else (Item.from_json(raw), str(cursor or "0-0"))
+
     async def page(self, *, channel: str | None = None, limit: int = 20, before: str | None = None) -> Page:
         """Live items newest first by (published_at, id); stable while new items arrive."""
         bound = "+" if before is None else "(" + before
