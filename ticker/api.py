@@ -176,8 +176,9 @@ async def list_items(request: Request) -> Response:
     if len(query) > MAX_QUERY:
         raise TickerError(f"q must be at most {MAX_QUERY} characters", fields=[{"field": "q", "message": "too long"}])
     store, channel, limit = store_of(request), channel_param(request), limit_param(request)
-    if query:
-        page = await store.search(query.split(), channel=channel, limit=limit, before=before)
+    key_events = request.query_params.get("key_event", "") in ("1", "true")
+    if query or key_events:
+        page = await store.search(query.split(), channel=channel, limit=limit, before=before, key_events=key_events)
     else:
         page = await store.page(channel=channel, limit=limit, before=before)
     body: dict[str, Any] = {
@@ -185,7 +186,7 @@ async def list_items(request: Request) -> Response:
         "cursor": page.cursor,
         "next": page.next,
     }
-    if before is None and not query:
+    if before is None and not query and not key_events:
         body["pinned"] = [item_json(i) for i in page.pinned]
     return json_response(body)
 

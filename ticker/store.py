@@ -380,9 +380,16 @@ class Store:
         return versions
 
     async def search(
-        self, words: list[str], *, channel: str | None = None, limit: int = 20, before: str | None = None
+        self,
+        words: list[str],
+        *,
+        channel: str | None = None,
+        limit: int = 20,
+        before: str | None = None,
+        key_events: bool = False,
     ) -> Page:
-        """Live items whose headline has every one of ``words`` (case-insensitive word prefixes), newest first.
+        """Live items whose headline has every one of ``words`` (case-insensitive word prefixes), newest first;
+        with ``key_events``, only key events.
 
         A scan of the item state: fine for a desk looking through thousands of items.
         """
@@ -392,7 +399,7 @@ class Store:
         found = []
         for text in raw:
             item = Item.from_json(text)
-            if channel is not None and item.channel != channel:
+            if (channel is not None and item.channel != channel) or (key_events and not item.key_event):
                 continue
             have = [w.casefold() for w in _WORDS.findall(item.headline)]
             if all(any(h.startswith(w) for h in have) for w in wanted) and (before is None or item.sort_key < before):

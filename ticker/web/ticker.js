@@ -5,7 +5,7 @@
  *   <div data-ticker="https://ticker.example" data-channel="news"></div>
  *
  * Optional attributes: data-timezone (IANA name), data-locale (BCP 47),
- * data-title ("off" leaves the tab title alone). No framework, no build step;
+ * data-title ("off" leaves the tab title alone), data-photos ("off": no lead photo). No framework, no build step;
  * every piece of data becomes text (textContent), never HTML, so it runs under
  * a strict Content-Security-Policy with Trusted Types. The live protocol is
  * docs/protocol.md; docs/web.md describes the behaviour.
@@ -19,6 +19,8 @@
   var BACKOFF_CAP_MS = 30000;
   var BACKOFF_FLOOR_MS = 100;
   var FRESH_MS = 4000;
+  var BANNER_MS = 5 * 60 * 1000;
+  var KEY_EVENTS = 50;
   /* Close codes after which reconnecting cannot help (docs/protocol.md). */
   var FINAL_CODES = [1000, 1003, 1008, 1009, 4400];
 
@@ -65,6 +67,7 @@
     this.day = new Intl.DateTimeFormat(locale, { timeZone: timeZone, year: "numeric", month: "long", day: "numeric", weekday: "long" });
     this.key = new Intl.DateTimeFormat("en-CA", { timeZone: timeZone, year: "numeric", month: "2-digit", day: "2-digit" });
     this.full = new Intl.DateTimeFormat(locale, { timeZone: timeZone, day: "numeric", month: "long", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    this.short = new Intl.DateTimeFormat(locale, { timeZone: timeZone, day: "numeric", month: "short" });
   }
   Clock.prototype.dayKey = function (date) {
     return this.key.format(date);
@@ -174,6 +177,8 @@
     this.server = serverOf(root);
     this.channel = root.getAttribute("data-channel") || "";
     this.useTitle = root.getAttribute("data-title") !== "off";
+    this.usePhotos = root.getAttribute("data-photos") !== "off";
+    this.keyEvents = new Map();
     this.baseTitle = document.title;
     this.items = new Map();
     this.rows = new Map();
@@ -206,6 +211,26 @@
     this.announcer = el("div", "tk-sr");
     this.announcer.setAttribute("aria-live", "polite");
     this.announcer.setAttribute("aria-atomic", "true");
+    this.banner = el("div", "tk-banner");
+    this.banner.setAttribute("role", "alert");
+    this.banner.setAttribute("aria-live", "assertive");
+    this.lead = el("figure", "tk-lead");
+    this.lead.hidden = true;
+    this.keyBox = el("nav", "tk-keys");
+    this.keyBox.setAttribute("aria-label", "Key events");
+    this.keyBox.hidden = true;
+    this.keyList = el("ol", "tk-keylist");
+    this.keyFilter = el("button", "tk-keyfilter", "Key events only");
+    this.keyFilter.type = "button";
+    this.keyFilter.setAttribute("aria-pressed", "false");
+    this.keyFilter.addEventListener("click", function () {
+      var on = !root.classList.contains("tk-only-keys");
+      root.classList.toggle("tk-only-keys", on);
+      self.keyFilter.setAttribute("aria-pressed", String(on));
+    });
+    var keyHead = el("div", "tk-keyhead");
+    keyHead.append(el("h3", "tk-keytitle", "Key events"), this.keyFilter);
+    this.keyBox.append(keyHead, this.keyList);
     this.pinList = el("ul", "tk-pinned");
     this.pinList.setAttribute("aria-label", "Pinned");
     this.pinList.hidden = true;
@@ -215,7 +240,7 @@
     this.moreButton.type = "button";
     this.moreButton.hidden = true;
     this.moreButton.addEventListener("click", function () { self.loadMore(); });
-    root.replaceChildren(head, this.newButton, this.announcer, this.pinList, this.feed, this.empty, this.moreButton);
+    root.replaceChildren(head, this.banner, this.newButton, this.announcer, this.lead, this.keyBox, this.pinList, this.feed, this.empty, this.moreButton);
     this.setState("connecting");
 
     document.addEventListener("visibilitychange", function () { self.updateCounters(); });
@@ -241,8 +266,14 @@
   Ticker.prototype.loadFirst = function () {
     var self = this;
     var query = "?limit=" + PAGE_SIZE + (this.channel ? "&channel=" + encodeURIComponent(this.channel) : "");
-    return getJson(this.server + "/api/items" + query).then(function (page) {
+    // The key events come with the first page, so the whole ticker appears in one frame (no layout shift).
+    var keys = getJson(this.server + "/api/items" + this.keyQuery()).catch(function () { return { items: [] }; });
+    return Promise.all([getJson(this.server + "/api/items" + query), keys]).then(function (answers) {
+      var page = answers[0];
       self.replaceAll(page.items, page.pinned || [], page.next != null);
+      self.setKeyEvents(answers[1].items);
+      var urgent = page.items.filter(function (item) { return item.urgency <= 2; })[0];
+      if (urgent && Date.now() - Date.parse(urgent.published_at) < BANNER_MS) self.showBanner(urgent);
       self.live = new Live(self.server, { channel: self.channel }, {
         message: function (msg) { self.receive(msg); },
         state: function (name) { self.setState(name); },
@@ -267,16 +298,145 @@
     pinned.forEach(function (item) { self.pin(item); });
     this.hasMore = more;
     this.updateCounters();
+    this.drawLead();
   };
 
   Ticker.prototype.receive = function (msg) {
     if (msg.type === "snapshot") {
       this.replaceAll(msg.items || [], msg.pinned || [], msg.next != null || (msg.items || []).length >= PAGE_SIZE);
+      this.loadKeyEvents();
     } else if (msg.type === "event" && msg.item) {
-      if (msg.op === "retract" || (this.channel && msg.item.channel !== this.channel)) this.remove(msg.item.id);
+      var gone = msg.op === "retract" || (this.channel && msg.item.channel !== this.channel);
+      if (gone) this.remove(msg.item.id);
       else if (msg.op === "publish" && !this.items.has(msg.item.id)) this.arrive(msg.item);
       else this.change(msg.item);
+      if (!gone && msg.item.key_event) this.keyEvents.set(msg.item.id, msg.item);
+      else this.keyEvents.delete(msg.item.id);
+      this.drawKeyEvents();
+      if (gone && this.bannerId === msg.item.id) this.hideBanner();
+      else if (msg.op === "publish" && msg.item.urgency <= 2) this.showBanner(msg.item);
     }
+    this.drawLead();
+  };
+
+  /** Key events come from the server (older ones may not be loaded yet), then follow the live events. */
+  Ticker.prototype.keyQuery = function () {
+    return "?key_event=1&limit=" + KEY_EVENTS + (this.channel ? "&channel=" + encodeURIComponent(this.channel) : "");
+  };
+
+  Ticker.prototype.loadKeyEvents = function () {
+    var self = this;
+    getJson(this.server + "/api/items" + this.keyQuery()).then(function (page) {
+      self.setKeyEvents(page.items);
+    }, function () { /* the list stays as it was; live events keep it current */ });
+  };
+
+  Ticker.prototype.setKeyEvents = function (items) {
+    var self = this;
+    this.keyEvents.clear();
+    items.forEach(function (item) { if (item.key_event) self.keyEvents.set(item.id, item); });
+    this.drawKeyEvents();
+  };
+
+  Ticker.prototype.drawKeyEvents = function () {
+    var self = this;
+    var items = Array.from(this.keyEvents.values()).sort(function (a, b) { return sortKey(a) < sortKey(b) ? 1 : -1; });
+    this.keyList.replaceChildren.apply(this.keyList, items.map(function (item) {
+      var li = el("li", "tk-key");
+      var when = el("time", "tk-keytime", self.clock.time.format(new Date(item.published_at)));
+      when.setAttribute("datetime", item.published_at);
+      var jump = el("a", "tk-jump", item.headline);
+      jump.href = "#tk-item-" + item.id;
+      jump.addEventListener("click", function (event) {
+        event.preventDefault();
+        self.jumpTo(item);
+      });
+      li.append(when, document.createTextNode(" "), jump);
+      return li;
+    }));
+    this.keyBox.hidden = items.length === 0;
+  };
+
+  /** Scrolls to an item's row, loading older pages until it is there. */
+  Ticker.prototype.jumpTo = function (item) {
+    var self = this, row = this.rows.get(item.id);
+    if (row) {
+      row.tabIndex = -1;
+      row.scrollIntoView({ block: "center" });
+      row.focus({ preventScroll: true });
+      return;
+    }
+    if (this.pending.has(item.id)) {
+      this.flush(false);
+      this.jumpTo(item);
+    } else if (this.hasMore) {
+      var oldest = this.oldestKey();
+      this.loadMore().then(function () { if (self.oldestKey() !== oldest) self.jumpTo(item); });
+    }
+  };
+
+  Ticker.prototype.showBanner = function (item) {
+    var self = this;
+    clearTimeout(this.bannerTimer);
+    this.bannerId = item.id;
+    var text = el("p", "tk-banner-text");
+    text.append(el("strong", "tk-banner-label", item.urgency === 1 ? "Flash" : "Breaking"), document.createTextNode(" " + item.headline));
+    var close = el("button", "tk-banner-close", "\u00d7");
+    close.type = "button";
+    close.setAttribute("aria-label", "Dismiss");
+    close.addEventListener("click", function () { self.hideBanner(); });
+    this.banner.replaceChildren(text, close);
+    this.root.classList.add("tk-has-banner");
+    this.bannerTimer = setTimeout(function () { self.hideBanner(); }, BANNER_MS);
+  };
+
+  Ticker.prototype.hideBanner = function () {
+    clearTimeout(this.bannerTimer);
+    this.bannerId = null;
+    this.banner.replaceChildren();
+    this.root.classList.remove("tk-has-banner");
+  };
+
+  /** The lead photo: a pinned item's, else the newest shown item's that has one. */
+  Ticker.prototype.drawLead = function () {
+    if (!this.usePhotos) return;
+    var self = this, lead = null;
+    this.pinned.forEach(function (item) { if (!lead && item.image) lead = item; });
+    if (!lead) {
+      this.items.forEach(function (item) {
+        if (item.image && (!lead || sortKey(item) > sortKey(lead))) lead = item;
+      });
+    }
+    var image = lead && lead.image, src = image && safeUrl(image.url);
+    if (!src) {
+      this.lead.hidden = true;
+      this.lead.replaceChildren();
+      this.leadKey = null;
+      return;
+    }
+    var key = lead.id + " " + lead.version;
+    if (this.leadKey === key) return;
+    this.leadKey = key;
+    var img = el("img", "tk-lead-img");
+    img.alt = image.alt;
+    img.loading = "lazy";
+    img.decoding = "async";
+    if (image.width && image.height) {
+      img.width = image.width;
+      img.height = image.height;
+    } else {
+      img.classList.add("tk-lead-box");
+    }
+    img.src = src;
+    var caption = el("figcaption", "tk-lead-caption");
+    var headline = el("a", "tk-lead-headline", lead.headline);
+    headline.href = "#tk-item-" + lead.id;
+    headline.addEventListener("click", function (event) { event.preventDefault(); self.jumpTo(lead); });
+    caption.append(headline);
+    if (image.caption) caption.append(el("span", "tk-lead-text", image.caption));
+    if (image.credit) caption.append(el("span", "tk-credit", image.credit));
+    this.lead.replaceChildren(img, caption);
+    this.lead.hidden = false;
   };
 
   Ticker.prototype.canInsert = function () {
@@ -357,6 +517,7 @@
       this.feed.insertBefore(group, next);
     }
     var row = el("li", "tk-item");
+    row.id = "tk-item-" + item.id;
     row.setAttribute("data-id", item.id);
     row.setAttribute("data-key", sortKey(item));
     this.fill(row, item);
@@ -414,22 +575,25 @@
     var published = new Date(item.published_at);
     var time = el("time", "tk-time", clock.time.format(published));
     time.setAttribute("datetime", item.published_at);
+    if (row.classList.contains("tk-item-pinned")) time.prepend(el("span", "tk-date", clock.short.format(published)));
     var body = el("div", "tk-body");
     var headline = el("p", "tk-headline");
     var href = safeUrl(item.url);
+    var link = el("a", "tk-link", item.headline);
     if (href) {
-      var link = el("a", "tk-link", item.headline);
       link.href = href;
       link.rel = "noopener noreferrer";
       link.target = "_blank";
-      headline.append(link);
     } else {
-      headline.textContent = item.headline;
+      link.href = this.server + "/items/" + encodeURIComponent(item.id);
     }
+    headline.append(link);
     if (item.lang) headline.lang = item.lang;
     body.append(headline);
     var meta = el("p", "tk-meta");
     if (row.classList.contains("tk-item-pinned")) meta.append(el("span", "tk-tag tk-tag-pinned", "Pinned"));
+    if (item.key_event) meta.append(el("span", "tk-tag tk-tag-key", "Key event"));
+    row.classList.toggle("tk-is-key", !!item.key_event);
     (item.labels || []).forEach(function (label) {
       var tag = el("span", "tk-tag", capital(label));
       if (/^[a-z]+$/.test(label)) tag.classList.add("tk-tag-" + label);
@@ -509,11 +673,11 @@
 
   Ticker.prototype.loadMore = function () {
     var self = this, oldest = this.oldestKey();
-    if (!oldest) return;
+    if (!oldest) return Promise.resolve();
     this.moreButton.disabled = true;
     var query = "?limit=" + PAGE_SIZE + "&before=" + encodeURIComponent(oldest) +
       (this.channel ? "&channel=" + encodeURIComponent(this.channel) : "");
-    getJson(this.server + "/api/items" + query).then(function (page) {
+    return getJson(this.server + "/api/items" + query).then(function (page) {
       page.items.forEach(function (item) { if (!self.pending.has(item.id)) self.insert(item, false); });
       self.hasMore = page.next != null;
       self.moreButton.textContent = "More news";
