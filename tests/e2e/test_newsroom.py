@@ -27,6 +27,20 @@ PHOTO = {
 }
 
 
+MEASURE_SHIFTS = """
+window.__cls = 0;
+window.__shifts = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    if (e.hadRecentInput) continue;
+    window.__cls += e.value;
+    const moved = e.sources.map((s) => s.node && (s.node.className || s.node.nodeName));
+    window.__shifts.push(e.value.toFixed(3) + " " + moved.join(","));
+  }
+}).observe({ type: "layout-shift", buffered: true });
+"""
+
+
 def serve_photos(page: Page) -> None:
     def fulfil(route: Route) -> None:
         route.fulfill(status=200, content_type="image/svg+xml", body=PHOTO_SVG)
@@ -47,12 +61,7 @@ def test_lead_photo_without_layout_shift_then_key_events_jump_and_filter(
     seed(staff, 30)
     staff.publish("Jets arrive at the air base", id="jets", image=PHOTO)
     serve_photos(page)
-    page.add_init_script(
-        """window.__cls = 0;
-        new PerformanceObserver((list) => {
-          for (const e of list.getEntries()) if (!e.hadRecentInput) { window.__cls += e.value; (window.__shifts = window.__shifts || []).push(e.value.toFixed(3) + " " + e.sources.map(s => s.node && (s.node.className || s.node.nodeName) + JSON.stringify([s.previousRect.y, s.currentRect.y, s.previousRect.height, s.currentRect.height])).join(",")); }
-        }).observe({ type: "layout-shift", buffered: true });"""
-    )
+    page.add_init_script(MEASURE_SHIFTS)
     page.goto(server.url + "/")
     lead = page.locator(".tk-lead")
     expect(lead).to_be_visible()
