@@ -1,4 +1,4 @@
-"""Scheduled items with real server processes: published once, on time, whoever is up."""
+"""Two real server processes: scheduled items published once, on time, whoever is up; readers counted across both."""
 
 from __future__ import annotations
 
@@ -32,6 +32,12 @@ def publishes(settings: Settings, item_id: str) -> int:
     return run(count())
 
 
+def readers(url: str, token: str) -> dict[str, int]:
+    answer = httpx.get(f"{url}/api/readers", headers={"Authorization": f"Bearer {token}"}, timeout=units(10))
+    channels: dict[str, int] = answer.json()["channels"]
+    return channels
+
+
 def schedule(url: str, token: str, item_id: str, at: datetime) -> None:
     body = {"id": item_id, "headline": f"Scheduled {item_id}", "publish_at": at.isoformat()}
     answer = httpx.post(f"{url}/api/items", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=units(10))
@@ -49,6 +55,8 @@ def test_the_accepting_process_stops_and_the_other_publishes_once_on_time(settin
             on_a, on_b = LiveReader(a.ws_url), LiveReader(b.ws_url)
             await asyncio.gather(on_a.connect(), on_b.connect())
             await asyncio.gather(on_a.wait_started(), on_b.wait_started())
+            # Each process reports its own readers; the count is their sum, whichever process answers.
+            await wait_async(lambda: readers(b.url, token) == {"*": 2}, what="readers of both processes counted")
             at = datetime.now(UTC) + timedelta(seconds=units(3))
             schedule(a.url, token, "at-nine", at)
             await asyncio.sleep(0)
