@@ -73,6 +73,8 @@ DEFAULT_AUDIENCE_INTERVAL = 2.0
 """Seconds between a process's reports of its live readers (kept in Redis for three intervals)."""
 DEFAULT_IMAGE_ORIGINS: tuple[str, ...] = ()
 """Origins (``https://host``) item photos may come from; empty allows any https origin."""
+DEFAULT_RELATIVE_TIMES = True
+"""The reader page shows "5 min ago" beside each time of the last twelve hours."""
 DEFAULT_READER_COUNT = 1000
 DEFAULT_READER_BLOCK_MS = 5000
 DEFAULT_MAX_READER_LAG = 5.0
@@ -136,6 +138,7 @@ class Settings:
     scheduler_interval: float = DEFAULT_SCHEDULER_INTERVAL
     audience_interval: float = DEFAULT_AUDIENCE_INTERVAL
     image_origins: tuple[str, ...] = DEFAULT_IMAGE_ORIGINS
+    relative_times: bool = DEFAULT_RELATIVE_TIMES
     """Where item photos may come from; the pages' CSP ``img-src`` lists exactly these."""
 
     def with_overrides(self, **overrides: Any) -> Settings:
@@ -193,6 +196,7 @@ _PARSERS: dict[str, Any] = {
     "scheduler_interval": float,
     "audience_interval": float,
     "image_origins": _csv,
+    "relative_times": _flag,
 }
 
 ENV_VARS = {name: f"TICKER_{name.upper()}" for name in _PARSERS}

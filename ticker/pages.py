@@ -13,8 +13,10 @@ The embeddable widget is ``/static/ticker.js`` on a foreign site: it reads
 
 from __future__ import annotations
 
+import functools
 import html
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -138,10 +140,36 @@ def script_json(data: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+RTL_LANGUAGES = ("ar", "he", "fa", "ur")
+_PHRASE = re.compile(r"\{\{t:([^}]+)\}\}")
+
+
+@functools.cache
+def _all_strings() -> dict[str, dict[str, str]]:
+    loaded: dict[str, dict[str, str]] = json.loads((WEB_DIR / "strings.json").read_text(encoding="utf-8"))
+    return loaded
+
+
+def language(locale: str) -> str:
+    return locale.split("-")[0].lower()
+
+
+def strings(locale: str) -> dict[str, str]:
+    """The pages' words in the locale's language, keyed by their English text."""
+    return _all_strings().get(language(locale), {})
+
+
+def translate(locale: str, text: str) -> str:
+    return strings(locale).get(text, text)
+
+
 def render(request: Request, name: str, values: dict[str, str], status: int = 200) -> Response:
+    """The page ``name`` with ``{{key}}`` values and ``{{t:English}}`` phrases in the configured language."""
+    locale = settings_of(request).locale
     text = (WEB_DIR / name).read_text(encoding="utf-8")
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", value)
+    text = _PHRASE.sub(lambda m: html.escape(translate(locale, m.group(1)), quote=True), text)
     headers = {**PAGE_HEADERS, "Content-Security-Policy": csp(settings_of(request).image_origins)}
     return Response(text, status, headers=headers, media_type="text/html")
 
@@ -151,6 +179,9 @@ def page_values(settings: Settings) -> dict[str, str]:
         "site": html.escape(settings.site_name),
         "timezone": html.escape(settings.display_timezone),
         "locale": html.escape(settings.locale),
+        "lang": html.escape(settings.locale),
+        "dir": "rtl" if language(settings.locale) in RTL_LANGUAGES else "ltr",
+        "relative": "on" if settings.relative_times else "off",
         "channel": DEFAULT_CHANNEL,
     }
 
@@ -163,7 +194,8 @@ async def reader(request: Request) -> Response:
 
 
 async def desk(request: Request) -> Response:
-    return render(request, "desk.html", page_values(settings_of(request)))
+    settings = settings_of(request)
+    return render(request, "desk.html", page_values(settings) | {"strings": script_json(strings(settings.locale))})
 
 
 def _when(value: datetime, zone: ZoneInfo) -> str:
@@ -195,33 +227,40 @@ async def permalink(request: Request) -> Response:
     store = request.app.state.store
     item_id = request.path_params["id"]
     zone = ZoneInfo(settings.display_timezone)
-    values = page_values(settings) | {"lang": "en", "dir": "ltr", "t_site": "Site", "t_all_news": "All the news"}
+    values = page_values(settings)
+
+    def t(text: str) -> str:
+        return html.escape(translate(settings.locale, text))
+
     values["permalink"] = html.escape(public_url(request, permalink_path(item_id)))
     gone = await store.retraction(item_id) if is_item_id(item_id) else None
     if gone is not None:
         _, cursor = gone
         retracted = datetime.fromtimestamp(int(cursor.split("-")[0]) / 1000, UTC)
         body = (
-            '<article class="permalink-gone"><h1 class="page-title">This item was retracted</h1>'
-            f"<p>It was withdrawn on {_time(retracted, zone)} and is no longer published.</p></article>"
+            f'<article class="permalink-gone"><h1 class="page-title">{t("This item was retracted")}</h1>'
+            f"<p>{t('It was withdrawn on')} {_time(retracted, zone)} {t('and is no longer published.')}</p></article>"
         )
         ld = {"@context": "https://schema.org", "@type": "WebPage", "name": "Retracted item"}
-        values |= {"title": "Retracted", "description": "This item was retracted.", "body": body}
+        values |= {"title": t("Retracted"), "description": t("This item was retracted"), "body": body}
         return render(request, "item.html", values | {"jsonld": script_json(ld)}, status=410)
     try:
         item: Item | None = await store.get(item_id) if is_item_id(item_id) else None
     except NotFound:
         item = None
     if item is None:
-        body = '<h1 class="page-title">No such item</h1><p>It may have been scheduled for later, or never existed.</p>'
-        values |= {"title": "Not found", "description": "No such item.", "body": body, "jsonld": "{}"}
+        body = (
+            f'<h1 class="page-title">{t("No such item")}</h1>'
+            f"<p>{t('It may have been scheduled for later, or never existed.')}</p>"
+        )
+        values |= {"title": t("Not found"), "description": t("No such item"), "body": body, "jsonld": "{}"}
         return render(request, "item.html", values, status=404)
     versions = await store.history(item_id)
     lang = item.lang or settings.locale.split("-")[0]
     parts = ['<article class="permalink-item">']
     tags = [f'<span class="tk-tag tk-tag-{html.escape(label)}">{html.escape(label)}</span>' for label in item.labels]
     if item.key_event:
-        tags.insert(0, '<span class="tk-tag tk-tag-key">Key event</span>')
+        tags.insert(0, f'<span class="tk-tag tk-tag-key">{t("Key event")}</span>')
     if tags:
         parts.append(f'<p class="tk-meta">{"".join(tags)}</p>')
     parts.append(f'<h1 class="page-title" lang="{html.escape(lang)}">{html.escape(item.headline)}</h1>')
@@ -229,15 +268,17 @@ async def permalink(request: Request) -> Response:
     if item.author:
         line.append(html.escape(item.author))
     if item.updated_at is not None:
-        line.append(f"Updated {_time(item.updated_at, zone)}")
+        line.append(f"{t('Updated')} {_time(item.updated_at, zone)}")
     parts.append(f'<p class="permalink-meta">{" · ".join(line)}</p>')
     if item.image is not None:
         parts.append(_figure(item.image))
     if item.url:
-        parts.append(f'<p><a href="{html.escape(item.url)}" rel="noopener noreferrer">Read the full story</a></p>')
+        parts.append(
+            f'<p><a href="{html.escape(item.url)}" rel="noopener noreferrer">{t("Read the full story")}</a></p>'
+        )
     notes = [v for v in versions if v.kind == "correction" and v.item is not None and v.item.correction]
     if notes:
-        parts.append('<section class="permalink-corrections"><h2>Corrections</h2><ul>')
+        parts.append(f'<section class="permalink-corrections"><h2>{t("Corrections")}</h2><ul>')
         for v in notes:
             assert v.item is not None and v.item.correction is not None
             when = datetime.fromtimestamp(v.ts / 1000, UTC)

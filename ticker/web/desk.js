@@ -19,6 +19,9 @@
   var clock = new T.Clock(zone, body.getAttribute("data-locale") || "en-GB");
   var filter = { q: "", channel: "" }, next = null;
   var $ = function (id) { return document.getElementById(id); };
+  var STRINGS = JSON.parse($("desk-strings").textContent || "{}");
+  /** The desk's word in the configured language (the English text is the key). */
+  function t(text) { return STRINGS[text] || text; }
   var tokenInput = $("token"), form = $("compose"), headline = $("headline"), recent = $("recent");
   var items = new Map(), rows = new Map();
   var vocabulary = [];
@@ -59,7 +62,7 @@
           return;
         }
         member = data;
-        $("signed-in").textContent = "Signed in as " + data.name + " (" + data.scopes.join(", ") + ")";
+        $("signed-in").textContent = t("Signed in as") + " " + data.name + " (" + data.scopes.join(", ") + ")";
         loadScheduled();
         loadReaders();
       });
@@ -83,7 +86,7 @@
   function api(method, path, payload, headers) {
     var token = tokenInput.value.trim();
     if (!token) {
-      showError($("token-error"), tokenInput, "Enter your staff token first.");
+      showError($("token-error"), tokenInput, t("Enter your staff token first."));
       return Promise.reject({ handled: true });
     }
     var init = { method: method, headers: Object.assign({ Authorization: "Bearer " + token, Accept: "application/json" }, headers || {}) };
@@ -236,11 +239,11 @@
       headline.focus();
       if (answer.scheduled) {
         loadScheduled();
-        say("Scheduled for " + clock.full.format(new Date(answer.item.published_at)) + ": " + answer.item.headline);
+        say(t("Scheduled for") + " " + clock.full.format(new Date(answer.item.published_at)) + ": " + answer.item.headline);
         return;
       }
       upsert(answer.item);
-      say("Posted: " + answer.item.headline);
+      say(t("Posted:") + " " + answer.item.headline);
     }, function (error) {
       showErrors(error, form, $("compose-error"));
     }).then(function () {
@@ -316,13 +319,13 @@
     var text = el("p", "recent-headline", item.headline);
     var meta = el("p", "recent-meta");
     meta.append(el("span", "recent-channel", item.channel));
-    if (item.pinned) meta.append(el("span", "tk-tag tk-tag-pinned", "Pinned"));
-    if (item.key_event) meta.append(el("span", "tk-tag tk-tag-key", "Key event"));
+    if (item.pinned) meta.append(el("span", "tk-tag tk-tag-pinned", t("Pinned")));
+    if (item.key_event) meta.append(el("span", "tk-tag tk-tag-key", t("Key event")));
     if (item.urgency !== 5) meta.append(el("span", "recent-urgency", "urgency " + item.urgency));
     if (item.image) meta.append(el("span", "recent-photo", "photo"));
     item.labels.forEach(function (label) { meta.append(el("span", "tk-tag tk-tag-" + label, label)); });
-    if (item.updated_at) meta.append(el("span", "tk-badge tk-badge-updated", "Updated"));
-    if (item.correction) meta.append(el("span", "tk-badge tk-badge-corrected", "Corrected"));
+    if (item.updated_at) meta.append(el("span", "tk-badge tk-badge-updated", t("Updated")));
+    if (item.correction) meta.append(el("span", "tk-badge tk-badge-corrected", t("Corrected")));
     meta.append(el("span", "recent-version", "v" + item.version));
     var href = T.safeUrl(item.url);
     if (href) {
@@ -336,11 +339,11 @@
     main.append(text, meta);
     if (item.correction) main.append(el("p", "tk-note", "Correction: " + item.correction));
     var actions = el("div", "recent-actions");
-    var edit = button("Edit", "small", function () { openEditor(row, items.get(item.id)); });
+    var edit = button(t("Edit"), "small", function () { openEditor(row, items.get(item.id)); });
     edit.setAttribute("aria-label", "Edit: " + item.headline);
-    var retract = button("Retract", "small danger", function () { confirmRetract(row, items.get(item.id)); });
+    var retract = button(t("Retract"), "small danger", function () { confirmRetract(row, items.get(item.id)); });
     retract.setAttribute("aria-label", "Retract: " + item.headline);
-    var history = button("History", "small", function () { showHistory(main, item.id, history); });
+    var history = button(t("History"), "small", function () { showHistory(main, item.id, history); });
     history.setAttribute("aria-label", "History: " + item.headline);
     history.setAttribute("aria-expanded", "false");
     actions.append(edit, retract, history);
@@ -378,10 +381,10 @@
     urlBox.type = "url";
     urlBox.value = item.url || "";
     var kinds = el("fieldset", "field kinds");
-    kinds.append(el("legend", null, "Kind of edit"));
-    [["update", "Update", "new information; readers see \u201cUpdated\u201d"],
-     ["correction", "Correction", "a factual error; readers see the note"],
-     ["fix", "Fix", "a typo; no badge"]].forEach(function (k, i) {
+    kinds.append(el("legend", null, t("Kind of edit")));
+    [["update", t("Update"), t("new information; readers see \u201cUpdated\u201d")],
+     ["correction", t("Correction"), t("a factual error; readers see the note")],
+     ["fix", t("Fix"), t("a typo; no badge")]].forEach(function (k, i) {
       var radio = document.createElement("input");
       radio.type = "radio";
       radio.name = "kind";
@@ -398,13 +401,13 @@
     var noteBox = document.createElement("textarea");
     noteBox.rows = 2;
     noteBox.maxLength = 500;
-    var noteField = field("correction", "Correction note (what was wrong)", noteBox);
+    var noteField = field("correction", t("Correction note (what was wrong)"), noteBox);
     noteField.hidden = true;
     kinds.addEventListener("change", function () {
       noteField.hidden = editor.querySelector('input[name="kind"]:checked').value !== "correction";
     });
     var labelsBox = el("fieldset", "field labels");
-    labelsBox.append(el("legend", null, "Labels"));
+    labelsBox.append(el("legend", null, t("Labels")));
     var choices = el("div", "label-choices");
     labelChoices(choices, item.labels, id("label"));
     var labelsError = el("p", "field-error");
@@ -416,7 +419,7 @@
     pin.id = id("pinned");
     pin.name = "pinned";
     pin.checked = item.pinned;
-    var pinLabel = el("label", null, "Pinned");
+    var pinLabel = el("label", null, t("Pinned"));
     pinLabel.htmlFor = pin.id;
     var pinWrap = el("div", "field check");
     pinWrap.append(pin, pinLabel);
@@ -425,7 +428,7 @@
     key.id = id("key");
     key.name = "key_event";
     key.checked = !!item.key_event;
-    var keyLabel = el("label", null, "Key event");
+    var keyLabel = el("label", null, t("Key event"));
     keyLabel.htmlFor = key.id;
     pinWrap.append(key, keyLabel);
     var urgencyBox = document.createElement("select");
@@ -440,12 +443,12 @@
     var general = el("p", "form-error");
     general.setAttribute("role", "alert");
     general.hidden = true;
-    var save = el("button", "primary small", "Save");
+    var save = el("button", "primary small", t("Save"));
     save.type = "submit";
-    var cancel = button("Cancel", "small", function () { close(); });
+    var cancel = button(t("Cancel"), "small", function () { close(); });
     var actions = el("div", "actions");
     actions.append(save, cancel, general);
-    editor.append(field("headline", "Headline", headlineBox), kinds, noteField, field("url", "Link", urlBox), labelsBox, pinWrap, field("urgency", "Urgency (1 = flash)", urgencyBox), notice, actions);
+    editor.append(field("headline", t("Headline"), headlineBox), kinds, noteField, field("url", t("Link"), urlBox), labelsBox, pinWrap, field("urgency", t("Urgency (1 = flash)"), urgencyBox), notice, actions);
 
     function close() {
       row.removeAttribute("data-mode");
@@ -474,7 +477,7 @@
         items.delete(item.id);
         upsert(answer.item);
         row.querySelector("button").focus();
-        say("Saved: " + answer.item.headline);
+        say(t("Saved:") + " " + answer.item.headline);
       }, function (error) {
         if (error.status === 412) error.message = "Someone changed this item since you opened it. Cancel and edit again.";
         showErrors(error, editor, general);
@@ -498,18 +501,18 @@
     var question = el("p", null, "Retract \u201c" + item.headline + "\u201d? Readers will see it removed.");
     var error = el("p", "form-error");
     error.hidden = true;
-    var yes = button("Yes, retract", "small danger", function () {
+    var yes = button(t("Yes, retract"), "small danger", function () {
       yes.disabled = true;
       api("DELETE", "/api/items/" + encodeURIComponent(item.id), null, { "If-Match": '"' + item.version + '"' }).then(function () {
         row.removeAttribute("data-mode");
         drop(item.id);
-        say("Retracted: " + item.headline);
+        say(t("Retracted:") + " " + item.headline);
       }, function (e) {
         showError(error, null, e.status === 412 ? "It changed since you looked; keep it and check again." : e.message);
         yes.disabled = false;
       });
     });
-    var no = button("Keep it", "small", function () {
+    var no = button(t("Keep it"), "small", function () {
       draw(row, items.get(item.id) || item);
       row.querySelectorAll("button")[1].focus();
     });
@@ -523,7 +526,7 @@
   var status = $("desk-status");
   function setState(name) {
     status.setAttribute("data-state", name);
-    status.querySelector(".tk-status-text").textContent = { live: "Live", reconnecting: "Reconnecting\u2026", offline: "Offline" }[name];
+    status.querySelector(".tk-status-text").textContent = t({ live: "Live", reconnecting: "Reconnecting\u2026", offline: "Offline" }[name]);
   }
 
   function receive(msg) {
@@ -591,7 +594,7 @@
     }
     api("GET", "/api/items/" + encodeURIComponent(id) + "/history").then(function (answer) {
       var list = el("ol", "history");
-      list.setAttribute("aria-label", "History");
+      list.setAttribute("aria-label", t("History"));
       answer.versions.forEach(function (v) {
         var when = new Date(v.ts);
         var line = el("li", "history-" + v.kind);
@@ -636,29 +639,29 @@
     var main = el("div", "recent-body");
     main.append(el("p", "recent-headline", item.headline));
     var meta = el("p", "recent-meta");
-    meta.append(el("span", "recent-channel", item.channel), el("span", null, "publishes " + clock.full.format(new Date(item.published_at))));
+    meta.append(el("span", "recent-channel", item.channel), el("span", null, t("publishes") + " " + clock.full.format(new Date(item.published_at))));
     main.append(meta);
     var actions = el("div", "recent-actions");
-    var edit = button("Edit", "small", function () { editScheduled(row, item); });
+    var edit = button(t("Edit"), "small", function () { editScheduled(row, item); });
     edit.setAttribute("aria-label", "Edit scheduled: " + item.headline);
-    var now = button("Publish now", "small primary", function () {
+    var now = button(t("Publish now"), "small primary", function () {
       now.disabled = true;
       api("POST", "/api/scheduled/" + encodeURIComponent(item.id) + "/publish").then(function (answer) {
         dropScheduled(item.id);
         upsert(answer.item);
-        say("Published: " + answer.item.headline);
+        say(t("Published:") + " " + answer.item.headline);
       }, function (error) { now.disabled = false; say(error.message); loadScheduled(); });
     });
     now.setAttribute("aria-label", "Publish now: " + item.headline);
-    var cancel = button("Cancel", "small danger", function () {
+    var cancel = button(t("Cancel"), "small danger", function () {
       row.setAttribute("data-mode", "confirm");
-      var yes = button("Yes, cancel it", "small danger", function () {
+      var yes = button(t("Yes, cancel it"), "small danger", function () {
         api("DELETE", "/api/scheduled/" + encodeURIComponent(item.id)).then(function () {
           dropScheduled(item.id);
-          say("Cancelled: " + item.headline);
+          say(t("Cancelled:") + " " + item.headline);
         }, function (error) { say(error.message); loadScheduled(); });
       });
-      var keep = button("Keep it", "small", function () { drawScheduled(row, item); });
+      var keep = button(t("Keep it"), "small", function () { drawScheduled(row, item); });
       var box = el("div", "confirm");
       box.setAttribute("role", "group");
       box.setAttribute("aria-label", "Confirm cancelling");
@@ -695,16 +698,16 @@
     when.type = "datetime-local";
     when.value = isoToZoned(item.published_at);
     when.id = "sched" + n + "-at";
-    var l1 = el("label", null, "Headline");
+    var l1 = el("label", null, t("Headline"));
     l1.htmlFor = text.id;
-    var l2 = el("label", null, "Publish at");
+    var l2 = el("label", null, t("Publish at"));
     l2.htmlFor = when.id;
     var general = el("p", "form-error");
     general.setAttribute("role", "alert");
     general.hidden = true;
-    var save = el("button", "primary small", "Save");
+    var save = el("button", "primary small", t("Save"));
     save.type = "submit";
-    var back = button("Back", "small", function () { drawScheduled(row, item); });
+    var back = button(t("Back"), "small", function () { drawScheduled(row, item); });
     var f1 = el("div", "field"), f2 = el("div", "field"), acts = el("div", "actions");
     f1.append(l1, text);
     f2.append(l2, when);
@@ -733,9 +736,9 @@
     loadReaders.timer = setTimeout(loadReaders, READERS_MS);
     api("GET", "/api/readers").then(function (answer) {
       var parts = Object.keys(answer.channels).sort().map(function (c) {
-        return (c === "*" ? "all channels" : c) + " " + answer.channels[c];
+        return (c === "*" ? t("all channels") : c) + " " + answer.channels[c];
       });
-      $("readers").textContent = "Readers now: " + answer.total + (parts.length ? " (" + parts.join(" \u00b7 ") + ")" : "");
+      $("readers").textContent = t("Readers now:") + " " + answer.total + (parts.length ? " (" + parts.join(" \u00b7 ") + ")" : "");
     }, function () { /* tried again on the next round */ });
   }
 
