@@ -10,6 +10,7 @@ from playwright.sync_api import Page, Route, expect
 
 from tests.e2e.conftest import Staff
 from tests.support import ServerThread
+from ticker.config import Settings
 
 pytestmark = pytest.mark.browser
 
@@ -121,3 +122,38 @@ def test_flash_banner_is_assertive_and_dismissible_and_narrow_layout_fits(
     expect(button).to_have_text("1 new")
     box = button.bounding_box()
     assert box is not None and 0 <= box["y"] < 800, "the N new button scrolled out of view"
+
+
+@pytest.mark.parametrize(
+    ("locale", "heading", "desk_button", "direction"),
+    [("uk-UA", "Останні новини", "Опублікувати", "ltr"), ("ar", "آخر الأخبار", "Post headline", "rtl")],
+)
+def test_reader_and_desk_speak_the_locale_and_lay_out_right_to_left(
+    page: Page, settings: Settings, admin_token: str, locale: str, heading: str, desk_button: str, direction: str
+) -> None:
+    server = ServerThread(settings.with_overrides(locale=locale)).start()
+    try:
+        staff = Staff(server, admin_token)
+        item = staff.publish("Parliament votes on the budget", labels=["exclusive"], key_event=True)
+        staff.edit(item["id"], headline="Parliament passes the budget")
+        staff.http.close()
+        page.goto(server.url + "/")
+        expect(page.locator(".tk-heading")).to_have_text(heading)
+        expect(page.locator("html")).to_have_attribute("dir", direction)
+        expect(page.locator(".tk-feed .tk-ago").first).not_to_be_empty()
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        if direction == "rtl":
+            head = page.locator(".tk-heading").bounding_box()
+            pause = page.locator(".tk-pause").bounding_box()
+            assert head and pause and head["x"] > pause["x"], "the heading starts on the right"
+        results = Axe().run(page)
+        assert results.violations_count == 0, results.generate_report()
+        page.goto(server.url + "/desk")
+        expect(page.locator("#post")).to_have_text(desk_button)
+        expect(page.locator("html")).to_have_attribute("dir", direction)
+        expect(page.locator(".recent-item").first).to_be_visible()
+        results = Axe().run(page)
+        assert results.violations_count == 0, results.generate_report()
+    finally:
+        page.close()  # before its server goes, so the page does not try to reconnect
+        server.stop()
