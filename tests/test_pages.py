@@ -13,7 +13,7 @@ from tests.support import ServerThread, units
 from ticker import config
 from ticker.errors import ConfigError
 from ticker.models import Item
-from ticker.pages import json_ld
+from ticker.pages import csp, json_ld
 
 
 @pytest.fixture
@@ -145,3 +145,13 @@ def test_permalink_shows_the_item_its_corrections_and_json_ld_then_a_410_tombsto
     assert gone.headers["content-security-policy"] == page.headers["content-security-policy"]
     assert http.get("/items/never").status_code == 404
     assert http.get("/items/bad%20id").status_code == 404
+
+
+def test_image_origins_setting_drives_the_csp_and_refuses_plain_http_elsewhere() -> None:
+    loaded = config.load({"TICKER_IMAGE_ORIGINS": "https://photos.example, http://127.0.0.1:8000"})
+    assert loaded.image_origins == ("https://photos.example", "http://127.0.0.1:8000")
+    assert "img-src 'self' data: https://photos.example http://127.0.0.1:8000;" in csp(loaded.image_origins)
+    assert "img-src 'self' data: https:;" in csp(())
+    for bad in ("http://photos.example", "https://photos.example/path", "ftp://x", "photos.example"):
+        with pytest.raises(ConfigError):
+            config.load({"TICKER_IMAGE_ORIGINS": bad})

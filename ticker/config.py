@@ -73,6 +73,8 @@ DEFAULT_AUDIENCE_INTERVAL = 2.0
 """Seconds between a process's reports of its live readers (kept in Redis for three intervals)."""
 DEFAULT_IMAGE_ORIGINS: tuple[str, ...] = ()
 """Origins (``https://host``) item photos may come from; empty allows any https origin."""
+LOCAL_IMAGE_HOSTS = ("localhost", "127.0.0.1", "::1")
+"""Hosts an image origin may name with plain http (a local demo serving its own photos)."""
 DEFAULT_RELATIVE_TIMES = True
 """The reader page shows "5 min ago" beside each time of the last twelve hours."""
 DEFAULT_READER_COUNT = 1000
@@ -241,8 +243,11 @@ def validate(settings: Settings) -> None:
         raise ConfigError("scheduler_interval and audience_interval must be above 0 seconds")
     for origin in settings.image_origins:
         parts = urlsplit(origin)
-        if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/") or parts.query:
-            raise ConfigError(f"image origin {origin!r} must be https://host or https://host:port")
+        local = parts.scheme == "http" and (parts.hostname or "") in LOCAL_IMAGE_HOSTS
+        if not (parts.scheme == "https" or local) or not parts.hostname or parts.path not in ("", "/") or parts.query:
+            raise ConfigError(
+                f"image origin {origin!r} must be https://host or https://host:port (http only for localhost)"
+            )
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
     try:
