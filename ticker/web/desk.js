@@ -205,7 +205,8 @@
 
   function preview() {
     var src = T.safeUrl($("image-url").value.trim());
-    var shown = !!src && src.indexOf("https:") === 0;
+    // https, or this server's own photos (the demo's): other sources the page's CSP would refuse.
+    var shown = !!src && (src.indexOf("https:") === 0 || src.indexOf(location.origin + "/") === 0);
     $("image-preview").hidden = !shown;
     if (!shown) { $("image-preview-img").removeAttribute("src"); return; }
     if ($("image-preview-img").getAttribute("src") !== src) $("image-preview-img").src = src;
