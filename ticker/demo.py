@@ -12,7 +12,7 @@ then publishes a fresh sample at a pace that repeats no headline within ten
 minutes (a flash with its breaking banner first), and every few seconds
 updates, corrects or retracts one, as a newsroom would. The samples are
 fictional, written for this project: ``ticker/samples.json``; their photos are
-drawings in ``ticker/web/``, which the demo serves itself under ``/static/``.
+drawings in ``web/``, which the demo serves itself under ``/static/``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
+from ticker import process
 from ticker.auth import Scope, create_token
 from ticker.config import DEFAULT_PREFIX, Settings
 from ticker.models import ItemCreate, ItemEdit, now, parse
@@ -63,7 +64,7 @@ class Sample:
     """A later (headline, note), published as a correction."""
     retract: bool = False
     image: dict[str, Any] | None = None
-    """A photo: ``file`` (in ``ticker/web/``), ``alt``, ``caption``, ``credit``, ``width``, ``height``."""
+    """A photo: ``file`` (in ``web/``), ``alt``, ``caption``, ``credit``, ``width``, ``height``."""
     key_event: bool = False
     urgency: int = 5
     scheduled: bool = False
@@ -224,7 +225,12 @@ def demo_settings(settings: Settings) -> Settings:
 
 async def prepare(settings: Settings, redis_url: str) -> tuple[Store, str]:
     """A fresh demo prefix and a staff token for the desk."""
-    store = Store(connect(redis_url, socket_connect_timeout=5), prefix=settings.prefix)
+    store = Store(
+        connect(redis_url, socket_connect_timeout=5),
+        prefix=settings.prefix,
+        min_replicas=settings.min_replicas,
+        replica_wait_ms=settings.replica_wait_ms,
+    )
     if settings.prefix == DEMO_PREFIX:
         await store.clear()
     token = await create_token(store, f"demo-desk-{secrets.token_hex(2)}", frozenset({Scope.ADMIN}))
@@ -250,20 +256,17 @@ def banner(base_url: str, token: str, interval: float) -> str:
 def run(settings: Settings, *, interval: float = DEFAULT_INTERVAL, log_level: str = "warning") -> int:
     """Start Redis (embedded unless configured), the server and the producer; block until Ctrl+C."""
     from ticker.app import create_app
-    from ticker.cli import _server_class, bind, redis_url
-    from ticker.server import uvicorn_config
 
     settings = demo_settings(settings)
-    sock = bind(settings.host, settings.port)
-    with redis_url(settings) as url:
+    sock = process.bind(settings.host, settings.port)
+    with process.redis_url(settings) as url:
         settings = settings.with_overrides(redis_url=url)
-        host, port = sock.getsockname()[:2]
-        base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        base = process.base_url(sock)
         settings = settings.with_overrides(image_origins=(*settings.image_origins, base))  # its own sample photos
 
         async def main() -> None:
             store, token = await prepare(settings, url)
-            server = _server_class()(uvicorn_config(create_app(settings), settings, log_level=log_level))
+            server = process.build_server(create_app(settings), settings, log_level=log_level)
             producer = asyncio.create_task(Producer(store, load_samples(), photos=base).run(interval))
             print(banner(base, token, interval), flush=True)
             try:
