@@ -8,7 +8,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, Route, expect
 
-from tests.e2e.conftest import Staff
+from tests.e2e.conftest import PageLog, Staff
 from tests.support import ServerThread
 from ticker.config import Settings
 
@@ -57,8 +57,9 @@ def seed(staff: Staff, count: int) -> None:
 
 
 def test_lead_photo_without_layout_shift_then_key_events_jump_and_filter(
-    page: Page, server: ServerThread, staff: Staff
+    page: Page, page_log: PageLog, server: ServerThread, staff: Staff
 ) -> None:
+    page_log.allow("status of 410")  # the tombstone page at the end
     seed(staff, 30)
     staff.publish("Jets arrive at the air base", id="jets", image=PHOTO)
     serve_photos(page)
@@ -89,6 +90,20 @@ def test_lead_photo_without_layout_shift_then_key_events_jump_and_filter(
     expect(page.locator('.tk-item[data-id="seed-010"] .tk-badge-updated')).to_have_count(0)
     keys.get_by_role("button", name="Key events only").click()
     expect(page.locator(".tk-feed .tk-item:visible")).to_have_count(2)
+    results = Axe().run(page)
+    assert results.violations_count == 0, results.generate_report()
+
+    # The permalink and, once retracted, its tombstone: plain pages under the same CSP, accessible too.
+    staff.edit("jets", kind="correction", correction="Two jets, not three", headline="Two jets arrive")
+    page.goto(f"{server.url}/items/jets")
+    expect(page.locator("h1")).to_have_text("Two jets arrive")
+    expect(page.locator("figure img")).to_have_attribute("alt", PHOTO["alt"])
+    expect(page.locator(".permalink-corrections li")).to_contain_text("Two jets, not three")
+    results = Axe().run(page)
+    assert results.violations_count == 0, results.generate_report()
+    staff.retract("seed-000")
+    gone = page.goto(f"{server.url}/items/seed-000")
+    assert gone is not None and gone.status == 410
     results = Axe().run(page)
     assert results.violations_count == 0, results.generate_report()
 

@@ -453,7 +453,7 @@ def test_widget_on_a_foreign_site(page: Page, settings: Settings, staff: Staff) 
         html = (
             "<!doctype html><html lang=en><head><title>Partner</title></head>"
             "<body><main><h1>Partner</h1>"
-            f'<aside><div data-ticker="{ticker_url}" data-channel="news"></div></aside>'
+            f'<aside><div data-ticker="{ticker_url}" data-channel="news" data-photos="off"></div></aside>'
             f'<script src="{ticker_url}/static/ticker.js" defer></script></main></body></html>'
         )
         site = stack.enter_context(partner_site(html))
@@ -462,9 +462,12 @@ def test_widget_on_a_foreign_site(page: Page, settings: Settings, staff: Staff) 
         stack.callback(server.stop)
         foreign = Staff(server, staff.http.headers["Authorization"].removeprefix("Bearer "))
         stack.callback(foreign.http.close)
-        foreign.publish("Seen on a partner site", id="partner-1", labels=["opinion"])
+        photo = {"url": "https://photos.example/p.jpg", "alt": "A photo the sidebar leaves out"}
+        foreign.publish("Seen on a partner site", id="partner-1", labels=["opinion"], image=photo)
         page.goto(site + "/partner")
         expect(page.locator('.tk-item[data-id="partner-1"] .tk-tag')).to_have_text("Opinion")
+        expect(page.locator(".tk-lead")).to_be_hidden()  # data-photos="off": not even requested
+        assert page.locator(".tk-lead img").count() == 0
         expect(page.locator(".tk")).to_have_attribute("data-state", "live")
         foreign.publish("Live on the partner site", id="partner-2")
         expect(page.locator('.tk-item[data-id="partner-2"]')).to_be_visible(timeout=ms(1))
