@@ -64,7 +64,13 @@ def _parser() -> Parser:
         help=f"server processes on the one port (env TICKER_WORKERS; default {config.DEFAULT_WORKERS})",
     )
 
-    demo = sub.add_parser("demo", parents=[common], help="run the server with a producer of sample headlines")
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="run the server with a producer of sample headlines; starts fresh each time",
+        description="Run the server with a producer of sample headlines. It starts fresh each time: "
+        "the demo's items are wiped on start (ticker serve keeps its items).",
+    )
     demo.add_argument("--host", help=f"address to bind (default {config.DEFAULT_HOST})")
     demo.add_argument("--port", type=int, help=f"port (default {config.DEFAULT_PORT}; 0 picks a free one)")
     demo.add_argument("--interval", type=float, default=4.0, help="seconds between sample headlines (default 4)")
