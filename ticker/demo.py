@@ -24,6 +24,8 @@ from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from ticker import process
 from ticker.auth import Scope, create_token
 from ticker.config import DEFAULT_PREFIX, Settings
@@ -175,6 +177,9 @@ def demo_settings(settings: Settings) -> Settings:
 async def prepare(settings: Settings, redis_url: str) -> tuple[Store, str]:
     """A fresh demo prefix and a staff token for the desk."""
     store = Store(connect(redis_url, socket_connect_timeout=5), prefix=settings.prefix)
+    if not await store.ping():
+        await store.redis.aclose()
+        raise process.redis_unreachable(redis_url)
     if settings.prefix == DEMO_PREFIX:
         await store.clear()
     token = await create_token(store, f"demo-desk-{secrets.token_hex(2)}", frozenset({Scope.ADMIN}))
@@ -218,5 +223,8 @@ def run(settings: Settings, *, interval: float = DEFAULT_INTERVAL, log_level: st
                 await asyncio.gather(producer, return_exceptions=True)
                 await store.redis.aclose()
 
-        asyncio.run(main())
+        try:
+            asyncio.run(main())
+        except RedisError:
+            raise process.redis_unreachable(url) from None
     return 0

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ticker.config import Settings
 from ticker.embedded import EmbeddedRedis
-from ticker.errors import ConfigError
+from ticker.errors import ConfigError, TickerError
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -56,6 +56,23 @@ def base_url(sock: socket.socket) -> str:
     """``http://host:port`` of a bound socket, IPv6 hosts in brackets."""
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def shown(url: str) -> str:
+    """``url`` fit to print: a password in it is replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hosts = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{hosts}"
+
+
+def redis_unreachable(url: str) -> TickerError:
+    """The one line for a Redis that does not answer: which URL, and what to check."""
+    return TickerError(
+        f"cannot reach Redis at {shown(url)}: is it running, and is the URL right? "
+        "Check TICKER_REDIS_URL or --redis-url (unset, Ticker starts an embedded Redis)"
+    )
 
 
 @contextlib.contextmanager
