@@ -495,7 +495,16 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def serve_banner(base: str, redis: str) -> str:
-    return f"Ticker serving on {base} (Redis: {redis})"
+    """What ``ticker serve`` prints first: where to read, where to post, and how to get in."""
+    return "\n".join(
+        [
+            f"Ticker serving on {base} (Redis: {process.shown(redis)})",
+            f"  Reader page:  {base}/",
+            f"  Desk:         {base}/desk",
+            "  Staff token:  ticker token create --name desk --scope admin  (paste it into the desk)",
+            "Ctrl+C stops.",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
