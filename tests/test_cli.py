@@ -142,6 +142,7 @@ def test_usage_errors_are_one_line(env: dict[str, str]) -> None:
     assert_one_line_error(run("publish", "a\udcedb", env=env), "UTF-8")  # the byte 0xED, as a terminal passes it
     assert_one_line_error(run("token", "create", "--name", "nl\n", "--scope", "edit", env=env), "token name")
     assert_one_line_error(run("token", env=env), "create,list,revoke")
+    assert_one_line_error(run("serve", "--workers", "0", env=env), "workers must be between 1 and")
 
 
 def test_serve_reports_a_busy_port(env: dict[str, str], server: ServerThread) -> None:
@@ -179,7 +180,9 @@ def test_embedded_redis_keeps_items_across_restarts(state_dir: Path) -> None:
     assert "keep v2" in edited.stdout, edited.stderr
 
 
-def test_serve_with_embedded_redis_starts_and_stops_cleanly(state_dir: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_with_embedded_redis_starts_and_stops_cleanly(state_dir: Path, workers: str) -> None:
+    """With workers too: the supervisor starts the one embedded Redis they share, and stops it."""
     import signal
 
     import httpx
@@ -190,7 +193,7 @@ def test_serve_with_embedded_redis_starts_and_stops_cleanly(state_dir: Path) -> 
     env.update({"TICKER_STATE_DIR": str(state_dir), "HOME": str(state_dir)})
     run("publish", "Kept from before", "--id", "kept", env=env)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ticker.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "ticker.cli", "serve", "--port", "0", "--workers", workers],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -201,9 +204,10 @@ def test_serve_with_embedded_redis_starts_and_stops_cleanly(state_dir: Path) -> 
         banner = proc.stdout.readline()
         assert banner.startswith("Ticker serving on http://"), banner + (proc.stderr.read() if proc.stderr else "")
         url = banner.split()[3]
-        ready = wait_for(lambda: _status(httpx, url + "/readyz") == 200, what="readyz")
-        assert ready
-        assert httpx.get(url + "/api/items").json()["items"][0]["id"] == "kept"
+        for _ in range(int(workers) * 3):
+            wait_for(lambda: _status(httpx, url + "/readyz") == 200, what="readyz")
+            assert httpx.get(url + "/api/items").json()["items"][0]["id"] == "kept"
+        assert len(list(state_dir.glob("redis.url"))) == 1
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=units(30))
