@@ -23,7 +23,9 @@ def start_demo(state: str) -> tuple[subprocess.Popen[str], str, str]:
     env.pop("TICKER_REDIS_URL", None)
     demo = subprocess.Popen(
         [str(ROOT / ".venv/bin/ticker"), "demo", "--port", "0", "--interval", "1.5"],
-        stdout=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert demo.stdout is not None
     url = token = ""

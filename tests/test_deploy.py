@@ -77,15 +77,15 @@ def test_package_data_ships_every_file_the_server_reads() -> None:
     """A non-editable install (the Docker image's) must carry the pages, scripts and samples."""
     from fnmatch import fnmatch
 
-    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    patterns = [
-        f"{package.removeprefix('ticker').lstrip('.').replace('.', '/')}/{glob}".lstrip("/")
-        for package, globs in package_data.items()
-        for glob in globs
-    ]
-    package = ROOT / "ticker"
-    needed = [p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file() and p.suffix != ".py"]
-    needed = [n for n in needed if "__pycache__" not in n]
-    assert any(n.startswith("web/") for n in needed) and any(n.startswith("lua/") for n in needed)
-    missing = [n for n in needed if not any(fnmatch(n, pattern) for pattern in patterns)]
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {
+        name: ROOT / setuptools.get("package-dir", {}).get(name, name.replace(".", "/"))
+        for name in setuptools["packages"]
+    }
+    missing = []
+    for name, folder in folders.items():
+        globs = setuptools["package-data"].get(name, [])
+        files = [p.relative_to(folder).as_posix() for p in folder.glob("*") if p.is_file() and p.suffix != ".py"]
+        missing += [f"{folder.relative_to(ROOT)}/{f}" for f in files if not any(fnmatch(f, g) for g in globs)]
+    assert {"ticker.web", "ticker.lua"} <= set(folders) and (folders["ticker.web"] / "ticker.js").is_file()
     assert not missing, f"not in [tool.setuptools.package-data]: {missing}"

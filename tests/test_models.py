@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -155,3 +157,59 @@ def test_sort_key_orders_by_time_then_id() -> None:
     a, b = item(id="b"), item(id="a", published_at=AT + timedelta(seconds=1))
     assert a.sort_key < b.sort_key
     assert item(id="a").sort_key < item(id="b").sort_key
+
+
+VECTORS = Path(__file__).parent / "vectors"
+TEXT = json.loads((VECTORS / "text.json").read_text(encoding="utf-8"))
+URLS = json.loads((VECTORS / "urls.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("text", TEXT["accept"])
+def test_plain_text_rule_keeps_what_text_needs(text: str) -> None:
+    create = parse(ItemCreate, {"headline": text, "author": text})
+    edit = parse(ItemEdit, {"kind": "correction", "correction": text})
+    assert create.headline == text and create.author == text and edit.correction == text
+
+
+@pytest.mark.parametrize("text", TEXT["refuse"])
+def test_plain_text_rule_refuses_bidi_controls_and_invisible_characters_in_every_field(text: str) -> None:
+    for body, field in [
+        ({"headline": text}, "headline"),
+        ({"headline": "ok", "author": text}, "author"),
+    ]:
+        with pytest.raises(InvalidInput) as exc:
+            parse(ItemCreate, body)
+        assert fields_of(exc) == [field] and "U+" in exc.value.message
+    with pytest.raises(InvalidInput) as refused:
+        parse(ItemEdit, {"kind": "correction", "correction": text})
+    assert fields_of(refused) == ["correction"]
+
+
+@pytest.mark.parametrize("url", URLS["accept"])
+def test_links_python_and_browsers_read_alike_are_accepted(url: str) -> None:
+    assert parse(ItemCreate, {"headline": "x", "url": url}).url == url
+
+
+@pytest.mark.parametrize("url", URLS["refuse"])
+def test_links_with_userinfo_backslashes_or_ambiguous_hosts_are_refused(url: str) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        parse(ItemCreate, {"headline": "x", "url": url})
+    assert fields_of(exc) == ["url"]
+    with pytest.raises(InvalidInput):
+        parse(ItemEdit, {"url": url})
+
+
+def test_an_item_stored_under_older_rules_stays_readable() -> None:
+    """Readers, feeds and consumers parse every stored item: a stricter rule must not break them."""
+    stored = {
+        "id": "old",
+        "version": 1,
+        "headline": "Minister \u202eseingiser\u202c today",
+        "url": "https://user@example.com/",
+        "author": "zero\u200bwidth",
+        "published_at": "2024-11-17T14:22:00.000Z",
+    }
+    item = Item.from_json(json.dumps(stored))
+    assert (item.headline, item.url, item.author) == (stored["headline"], stored["url"], stored["author"])
+    with pytest.raises(InvalidInput):
+        parse(ItemCreate, {k: v for k, v in stored.items() if k in ("headline", "url")})

@@ -13,15 +13,17 @@ from typing import Any
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ticker import api, feeds, live, openapi, pages, sse
+from ticker import api, feeds, live, openapi, operations, pages, sse
+from ticker.admission import Admission
 from ticker.config import Settings
 from ticker.errors import ConfigError, TickerError
+from ticker.headers import Compress, ReadCors, SecurityHeaders
+from ticker.http import json_response
 from ticker.hub import Hub
-from ticker.limits import ConnectionCounter, KeyedBuckets
+from ticker.limits import FailureLimit
 from ticker.metrics import Metrics
 from ticker.protocol import CloseCode
 from ticker.reader import Reader
@@ -29,37 +31,10 @@ from ticker.store import Store, connect, unavailable
 
 log = logging.getLogger("ticker")
 
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"strict-origin-when-cross-origin"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-]
-
-
-class SecurityHeaders:
-    """Adds hardening headers to every HTTP response (pure ASGI: streaming stays streaming)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name for name, _ in message.get("headers", [])}
-                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in present]
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
 
 async def ticker_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TickerError)
-    return api.json_response(exc.to_json(), exc.status, exc.headers)
+    return json_response(exc.to_json(), exc.status, exc.headers)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -67,13 +42,20 @@ async def http_error(request: Request, exc: Exception) -> Response:
     codes = {404: "not_found", 405: "method_not_allowed"}
     error = TickerError(exc.detail or "error")
     body = {"error": {"code": codes.get(exc.status_code, "bad_request"), "message": error.message, "fields": []}}
-    return api.json_response(body, exc.status_code, dict(exc.headers or {}))
+    return json_response(body, exc.status_code, dict(exc.headers or {}))
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """A client that hangs up mid-body is not a server fault: one line, and an answer no one reads."""
+    assert isinstance(exc, ClientDisconnect)
+    log.info("%s %s: the client closed the connection before sending the whole body", request.method, request.url.path)
+    return Response(status_code=400)
 
 
 async def redis_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RedisError)
     error = unavailable(exc)
-    return api.json_response(error.to_json(), error.status, error.headers)
+    return json_response(error.to_json(), error.status, error.headers)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -89,7 +71,13 @@ def create_app(settings: Settings) -> Starlette:
             # collector runs so often in a reconnect storm that it costs ~40 % of the CPU.
             gc.set_threshold(settings.gc_threshold, *gc.get_threshold()[1:])
         client = connect(redis_url, health_check_interval=10, socket_connect_timeout=5, socket_timeout=10)
-        app.state.store = Store(client, prefix=settings.prefix, stream_maxlen=settings.stream_maxlen)
+        app.state.store = Store(
+            client,
+            prefix=settings.prefix,
+            stream_maxlen=settings.stream_maxlen,
+            min_replicas=settings.min_replicas,
+            replica_wait_ms=settings.replica_wait_ms,
+        )
         # The stream reader blocks in XREAD on a connection of its own, with a socket
         # timeout longer than the block so only a real stall times out.
         follow = connect(redis_url, socket_connect_timeout=5, socket_timeout=settings.reader_block_ms / 1000 + 10)
@@ -114,26 +102,30 @@ def create_app(settings: Settings) -> Starlette:
     async def readiness() -> list[str]:
         store: Store = app.state.store
         reader: Reader = app.state.reader
-        problems = [] if await store.ping() else ["redis unreachable"]
-        return problems + reader.problems()
+        return await store.write_problems() + reader.problems()
 
-    handlers: dict[Any, Any] = {TickerError: ticker_error, HTTPException: http_error, RedisError: redis_error}
+    handlers: dict[Any, Any] = {
+        TickerError: ticker_error,
+        HTTPException: http_error,
+        RedisError: redis_error,
+        ClientDisconnect: client_gone,
+    }
     hub = Hub(
         metrics=Metrics(shared_dir=settings.metrics_dir),
         history_size=settings.history_size,
         snapshot_limit=settings.snapshot_limit,
         snapshot_pool=settings.snapshot_pool,
+        fanout_slice=settings.fanout_slice,
     )
-    routes = [*api.routes, *sse.routes, *live.routes, *feeds.routes, *pages.routes]
+    routes = [*api.routes, *operations.routes, *sse.routes, *live.routes, *feeds.routes, *pages.routes]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(pages.ReadCors)
+    app.add_middleware(ReadCors)
+    app.add_middleware(Compress)
     app.state.settings = settings
-    app.state.write_limits = KeyedBuckets(settings.write_rate, settings.write_burst)
     app.state.readiness = readiness
     app.state.hub = hub
-    app.state.connections = ConnectionCounter(
-        settings.max_connections, settings.max_connections_per_address, frozenset(settings.trusted_addresses)
-    )
+    app.state.admission = Admission(settings)
+    app.state.login_failures = FailureLimit(settings.login_failure_rate, settings.login_failure_burst)
     app.state.openapi = openapi.document()
     return app

@@ -241,7 +241,13 @@ def _parser() -> Parser:
 async def open_store(settings: Settings, url: str) -> AsyncIterator[Store]:
     client = connect(url, socket_connect_timeout=5)
     try:
-        yield Store(client, prefix=settings.prefix, stream_maxlen=settings.stream_maxlen)
+        yield Store(
+            client,
+            prefix=settings.prefix,
+            stream_maxlen=settings.stream_maxlen,
+            min_replicas=settings.min_replicas,
+            replica_wait_ms=settings.replica_wait_ms,
+        )
     finally:
         await client.aclose()
 

@@ -11,14 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ticker.errors import ConfigError
+from ticker.proxies import Networks
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_PREFIX = "ticker"
-REDIS_SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_STREAM_MAXLEN = 10_000
 DEFAULT_LABELS = (
     "breaking",
@@ -41,6 +42,8 @@ DEFAULT_TRUSTED_ADDRESSES = ("127.0.0.1", "::1")
 DEFAULT_DISPLAY_TIMEZONE = "UTC"
 DEFAULT_LOCALE = "en-GB"
 DEFAULT_SITE_NAME = "Ticker"
+DEFAULT_PUBLIC_URL: str | None = None
+"""Unset: absolute URLs start with the request's own scheme and ``Host`` (see ``ticker/urls.py``)."""
 DEFAULT_ALLOWED_ORIGINS: tuple[str, ...] = ()
 """Browser origins allowed on the live socket besides the server's own; ``*`` allows any."""
 DEFAULT_MAX_CONNECTIONS = 50_000
@@ -71,10 +74,128 @@ DEFAULT_READER_BLOCK_MS = 5000
 DEFAULT_MAX_READER_LAG = 5.0
 """Seconds behind the stream head past which ``/readyz`` says not ready."""
 
+# --- proxies and admission -------------------------------------------------------------
+DEFAULT_TRUSTED_PROXIES = ("127.0.0.1", "::1")
+"""Peers whose ``X-Forwarded-For`` is believed (addresses and CIDRs): a proxy on this host."""
+DEFAULT_LOGIN_FAILURE_BURST = 10
+"""Failed logins one client address may make at once before 429."""
+DEFAULT_LOGIN_FAILURE_RATE = 0.2
+"""Failed logins per second one client address earns back after the burst (one per 5 s)."""
 # Worker processes (``ticker serve --workers N``).
 DEFAULT_WORKERS = 1
 """Server processes sharing one port; past one, a supervisor starts them and restarts any that dies."""
 MAX_WORKERS = 256
+# Connection deadlines and the fan-out's share of the event loop (docs/performance.md).
+DEFAULT_HEADER_TIMEOUT = 10.0
+"""Seconds a connection has to send a complete request head; one that trickles it is closed."""
+DEFAULT_FANOUT_SLICE = 1000
+"""Writes the fan-out makes before letting the event loop serve others (HTTP, handshakes)."""
+# --- Redis topologies and durable writes -------------------------------------------
+
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+sentinels", "redis+cluster", "redis+clusters")
+DEFAULT_MIN_REPLICAS = 0
+"""A write is acknowledged once the primary has it: a single Redis (with its AOF) has no replicas
+to wait for. Set 1 with Sentinel and two replicas so a failover never loses an acknowledged write."""
+DEFAULT_REPLICA_WAIT_MS = 1000
+"""How long a write waits for its replicas (``WAIT``) before it answers 503 and may be retried."""
+DEFAULT_SENTINEL_PORT = 26379
+DEFAULT_REDIS_PORT = 6379
+REDIS_URL_OPTIONS = ("sentinel_username", "sentinel_password", "ssl_ca_certs")
+"""Query parameters a ``redis+sentinel(s)://`` or ``redis+cluster(s)://`` URL may carry."""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """A Redis URL taken apart: one server, a Sentinel-watched primary, or a Cluster."""
+
+    kind: str
+    """``single``, ``sentinel`` or ``cluster``."""
+    url: str
+    """The URL as given (a ``single`` target is opened with it as it is)."""
+    nodes: tuple[tuple[str, int], ...] = ()
+    """Sentinels, or the Cluster's seed nodes."""
+    service: str = ""
+    """The Sentinel service (primary) name."""
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    options: tuple[tuple[str, str], ...] = ()
+
+
+def _nodes(netloc: str, default_port: int, url: str) -> tuple[tuple[str, int], ...]:
+    nodes = []
+    for part in netloc.split(","):
+        part = part.strip()
+        if part.startswith("["):  # an IPv6 address: [::1]:26379
+            host, _, tail = part[1:].partition("]")
+            port = tail.removeprefix(":")
+        else:
+            host, _, port = part.partition(":")
+        port = port or str(default_port)
+        if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:  # not "¹", "٣"
+            raise ConfigError(f"the Redis URL {url!r} names {part!r}, which is not host:port")
+        nodes.append((host, int(port)))
+    return tuple(nodes)
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """Take a Redis URL apart, or raise :class:`ConfigError` with one sentence saying what is wrong.
+
+    ``redis://``, ``rediss://`` and ``unix://`` name one server;
+    ``redis+sentinel://[user:pass@]host:port[,host:port...]/service[/db]`` a primary that
+    Sentinels watch (``redis+sentinels://``: TLS); ``redis+cluster://[user:pass@]host:port[,...]``
+    a Redis Cluster's seed nodes (``redis+clusters://``: TLS).
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in REDIS_SCHEMES:
+        raise ConfigError(
+            f"the Redis URL {url!r} must start with one of " + ", ".join(f"{s}://" for s in REDIS_SCHEMES)
+        )
+    scheme = scheme.lower()
+    if scheme in ("redis", "rediss", "unix"):
+        return RedisTarget(kind="single", url=url)
+    parts = urlsplit("x://" + rest)
+    userinfo, _, netloc = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    options = tuple(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = [name for name, _ in options if name not in REDIS_URL_OPTIONS]
+    if unknown:
+        raise ConfigError(
+            f"the Redis URL {url!r} has the unknown option {unknown[0]!r}; known: " + ", ".join(REDIS_URL_OPTIONS)
+        )
+    sentinel = scheme.startswith("redis+sentinel")
+    nodes = _nodes(netloc, DEFAULT_SENTINEL_PORT if sentinel else DEFAULT_REDIS_PORT, url)
+    path = [unquote(p) for p in parts.path.split("/") if p]
+    db = 0
+    service = ""
+    if sentinel:
+        if not path or len(path) > 2 or (len(path) == 2 and not (path[1].isascii() and path[1].isdigit())):
+            raise ConfigError(f"the Redis URL {url!r} must end in /service_name or /service_name/db")
+        service = path[0]
+        db = int(path[1]) if len(path) == 2 else 0
+    elif path:
+        raise ConfigError(f"the Redis URL {url!r} must name only host:port pairs: a Cluster has no databases")
+    return RedisTarget(
+        kind="sentinel" if sentinel else "cluster",
+        url=url,
+        nodes=nodes,
+        service=service,
+        db=db,
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        tls=scheme.endswith("s"),
+        options=options,
+    )
+
+
+def validate_redis_ha(settings: Settings) -> None:
+    if settings.min_replicas < 0:
+        raise ConfigError("min_replicas must be 0 or more")
+    if settings.replica_wait_ms < 1:
+        raise ConfigError("replica_wait_ms must be at least 1")
+    if settings.write_rate <= 0 or settings.write_burst < 1:
+        raise ConfigError("write_rate must be above 0 and write_burst at least 1")
 
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
@@ -103,6 +224,7 @@ class Settings:
     """Staff writes per second allowed per token (token bucket)."""
     write_burst: int = DEFAULT_WRITE_BURST
     trusted_addresses: tuple[str, ...] = DEFAULT_TRUSTED_ADDRESSES
+    """Client addresses and CIDRs exempt from the per-address connection cap (after proxies are resolved)."""
     display_timezone: str = DEFAULT_DISPLAY_TIMEZONE
     locale: str = DEFAULT_LOCALE
     site_name: str = DEFAULT_SITE_NAME
@@ -111,10 +233,13 @@ class Settings:
     """A running server (for the CLI's writing commands); ``None`` means straight to Redis."""
     token: str | None = None
     """Staff token the CLI sends to :attr:`url`."""
+    public_url: str | None = DEFAULT_PUBLIC_URL
+    """Where readers reach the service (``https://news.example``, a path prefix allowed), without
+    a trailing slash: the start of every absolute URL written, and the live socket's own origin."""
     allowed_origins: tuple[str, ...] = DEFAULT_ALLOWED_ORIGINS
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_connections_per_address: int = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
-    """Live connections from one address; :attr:`trusted_addresses` are exempt."""
+    """Live connections (WebSocket and SSE) from one client address; :attr:`trusted_addresses` are exempt."""
     client_buffer_bytes: int = DEFAULT_CLIENT_BUFFER_BYTES
     send_buffer_bytes: int = DEFAULT_SEND_BUFFER_BYTES
     direct_frames: bool = DEFAULT_DIRECT_FRAMES
@@ -131,11 +256,22 @@ class Settings:
     reader_count: int = DEFAULT_READER_COUNT
     reader_block_ms: int = DEFAULT_READER_BLOCK_MS
     max_reader_lag: float = DEFAULT_MAX_READER_LAG
+    # proxies and admission
+    trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES
+    """Addresses and CIDRs of proxies whose ``X-Forwarded-For`` names the client (``ticker.proxies``)."""
+    login_failure_burst: int = DEFAULT_LOGIN_FAILURE_BURST
+    login_failure_rate: float = DEFAULT_LOGIN_FAILURE_RATE
 
     # Worker processes.
     workers: int = DEFAULT_WORKERS
     metrics_dir: Path | None = None
     """Where the workers of one ``serve`` share their metrics; set by the supervisor, never by hand."""
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    fanout_slice: int = DEFAULT_FANOUT_SLICE
+    min_replicas: int = DEFAULT_MIN_REPLICAS
+    """Replicas that must have a write before it is acknowledged (``WAIT``); 0: the primary alone."""
+    replica_wait_ms: int = DEFAULT_REPLICA_WAIT_MS
+    """How long a write waits for :attr:`min_replicas` before it answers 503."""
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-``None`` values replaced (CLI flags win over env)."""
@@ -148,6 +284,21 @@ def _flag(value: str) -> bool:
     if value.strip().lower() in ("0", "false", "no", "off"):
         return False
     raise ValueError(value)
+
+
+def public_url(value: str) -> str:
+    """``TICKER_PUBLIC_URL`` without its trailing slash: an absolute http(s) URL with a host,
+    and no user, query, fragment or backslash (a path prefix is allowed)."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or "\\" in value:
+        raise ValueError(value)
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        raise ValueError(value)
+    try:
+        parts.port  # noqa: B018 - an out-of-range port raises here
+    except ValueError:
+        raise ValueError(value) from None
+    return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -171,6 +322,7 @@ _PARSERS: dict[str, Any] = {
     "site_name": str,
     "url": str,
     "token": str,
+    "public_url": public_url,
     "allowed_origins": _csv,
     "max_connections": int,
     "max_connections_per_address": int,
@@ -189,9 +341,19 @@ _PARSERS: dict[str, Any] = {
     "reader_count": int,
     "reader_block_ms": int,
     "max_reader_lag": float,
+    # proxies and admission
+    "trusted_proxies": _csv,
+    "login_failure_burst": int,
+    "login_failure_rate": float,
     # Worker processes.
     "workers": int,
+    "header_timeout": float,
+    "fanout_slice": int,
+    "min_replicas": int,
+    "replica_wait_ms": int,
 }
+
+_EXPECTED = {"public_url": "an absolute http(s) URL such as https://news.example, without user, query or fragment"}
 
 ENV_VARS = {name: f"TICKER_{name.upper()}" for name in _PARSERS}
 """The environment variable behind each setting, e.g. ``TICKER_REDIS_URL``."""
@@ -208,7 +370,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         try:
             values[name] = _PARSERS[name](raw)
         except ValueError:
-            raise ConfigError(f"{var}={raw!r} is not valid; expected {_PARSERS[name].__name__}") from None
+            expected = _EXPECTED.get(name, _PARSERS[name].__name__)
+            raise ConfigError(f"{var}={raw!r} is not valid; expected {expected}") from None
     settings = Settings(**values)
     validate(settings)
     return settings
@@ -220,19 +383,26 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"prefix {settings.prefix!r} must be non-empty without braces, colons or spaces")
     if settings.stream_maxlen < 100:
         raise ConfigError("stream_maxlen must be at least 100 entries")
-    if settings.redis_url is not None and settings.redis_url.split("://", 1)[0] not in REDIS_SCHEMES:
-        raise ConfigError(
-            f"the Redis URL {settings.redis_url!r} must start with one of "
-            + ", ".join(f"{scheme}://" for scheme in REDIS_SCHEMES)
-        )
+    if settings.redis_url is not None:
+        parse_redis_url(settings.redis_url)
+    validate_redis_ha(settings)
     if not settings.labels:
         raise ConfigError("the label vocabulary must not be empty")
     if settings.history_size < 1 or settings.snapshot_limit < 1 or settings.reader_count < 1:
         raise ConfigError("history_size, snapshot_limit and reader_count must be at least 1")
     if settings.reader_block_ms < 1:
         raise ConfigError("reader_block_ms must be at least 1")
+    for name in ("trusted_proxies", "trusted_addresses"):
+        try:
+            Networks.parse(getattr(settings, name))
+        except ValueError as exc:
+            raise ConfigError(f"{ENV_VARS[name]}: {exc}") from None
+    if settings.login_failure_burst < 1 or settings.login_failure_rate <= 0:
+        raise ConfigError("login_failure_burst must be at least 1 and login_failure_rate above 0")
     if not 1 <= settings.workers <= MAX_WORKERS:
         raise ConfigError(f"workers must be between 1 and {MAX_WORKERS}, not {settings.workers}")
+    if settings.header_timeout <= 0 or settings.fanout_slice < 1:
+        raise ConfigError("header_timeout must be above 0 seconds and fanout_slice at least 1")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
     try:

@@ -343,15 +343,29 @@ async def follow(
     """Every change after ``start``, as it happens, without a group (nothing is acknowledged).
 
     Keep the last ``event.cursor`` and pass it as ``start`` to resume. Malformed
-    entries are logged and skipped. Ends when ``stop`` is set.
+    entries are logged and skipped. Through a Redis outage or a failover it waits and
+    goes on from its cursor. Ends when ``stop`` is set.
     """
     cursor = start_id(start)
     if cursor == "$":
         cursor = await store.head()
     elif cursor != "0-0" and await store.trimmed_after(cursor):
         log.warning("entries after %s may have been trimmed; following from the oldest retained one", cursor)
+    outages = 0
     while stop is None or not stop.is_set():
-        for change in await store.wait_changes(cursor, count=DEFAULT_BATCH, block_ms=block_ms):
+        try:
+            if outages and cursor != "0-0" and not await store.has(cursor):
+                log.warning("change %s is not in the stream any more (trimmed, or lost in a failover)", cursor)
+            changes = await store.wait_changes(cursor, count=DEFAULT_BATCH, block_ms=block_ms)
+            outages = 0
+        except Unavailable as exc:
+            outages += 1
+            delay = min(MAX_RETRY_DELAY, 0.1 * 2**outages)
+            log.warning("following from %s: %s (next try in %.1fs)", cursor, exc.message, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for((stop or asyncio.Event()).wait(), delay)
+            continue
+        for change in changes:
             cursor = change.cursor
             try:
                 event = Event.from_change(change)

@@ -176,7 +176,12 @@ def demo_settings(settings: Settings) -> Settings:
 
 async def prepare(settings: Settings, redis_url: str) -> tuple[Store, str]:
     """A fresh demo prefix and a staff token for the desk."""
-    store = Store(connect(redis_url, socket_connect_timeout=5), prefix=settings.prefix)
+    store = Store(
+        connect(redis_url, socket_connect_timeout=5),
+        prefix=settings.prefix,
+        min_replicas=settings.min_replicas,
+        replica_wait_ms=settings.replica_wait_ms,
+    )
     if not await store.ping():
         await store.redis.aclose()
         raise process.redis_unreachable(redis_url)

@@ -13,28 +13,70 @@ the hash tag ``{prefix}`` so the same scripts run on a Redis Cluster::
     {p}:pinned          sorted set of pinned items' sort keys
     {p}:tokens          hash name -> token record JSON; {p}:token-hash: hash -> name
     {p}:dead:<group>    dead-letter stream of one consumer group (entries that kept failing)
+    {p}:rate:<token>    a staff token's write rate limit (GCRA: the theoretical arrival time)
+    {p}:sync            a counter written before ``WAIT`` so the wait covers every earlier change
+
+:func:`connect` opens any of the Redis topologies a URL names (one server,
+a Sentinel-watched primary, a Cluster); the same code runs on each.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MasterDownError,
+    MovedError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ticker.config import DEFAULT_PREFIX, DEFAULT_STREAM_MAXLEN
+from ticker.config import (
+    DEFAULT_MIN_REPLICAS,
+    DEFAULT_PREFIX,
+    DEFAULT_REPLICA_WAIT_MS,
+    DEFAULT_STREAM_MAXLEN,
+    parse_redis_url,
+)
 from ticker.errors import Conflict, NotFound, PreconditionFailed, TickerError, Unavailable
 from ticker.models import STREAM_SCHEMA_VERSION, Change, Item, ItemCreate, ItemEdit, apply_edit, now
 from ticker.protocol import cursor_key
 
 EDIT_RETRIES = 200
 """Optimistic retries of an edit that lost a race with another edit of the same item."""
+WRITE_CHECK_TTL = 0.5
+"""Seconds a "would a write succeed?" answer is reused (``/readyz`` may be polled often)."""
+REPLICA_LAG_SLACK = 2
+"""Seconds since a replica's last acknowledgement past which it no longer counts as connected."""
+TRANSIENT = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ReadOnlyError,
+    ClusterDownError,
+    MasterDownError,
+    TryAgainError,
+    RedisClusterException,
+)
+"""Errors that mean "not now": a failover, a slot moving, a primary restarting. Writes answer 503."""
+TRANSIENT_REPLIES = ("UNBLOCKED", "NOREPLICAS", "LOADING")
+"""Error replies with the same meaning that redis-py has no class for."""
+
+Client = aioredis.Redis | RedisCluster
 
 
 def _script(name: str) -> str:
@@ -58,14 +100,61 @@ class Page:
     pinned: list[Item]
 
 
-def connect(url: str, **kwargs: Any) -> aioredis.Redis:
-    """A client for ``url`` that decodes replies as text."""
-    client: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True, **kwargs)
+class SentinelClient(aioredis.Redis):
+    """The client of a Sentinel-watched primary; closing it closes the Sentinel connections too."""
+
+    sentinels: list[aioredis.Redis] | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        for client in self.sentinels or []:
+            await client.aclose()
+
+
+def connect(url: str, **kwargs: Any) -> Client:
+    """A client for ``url`` (any form :func:`ticker.config.parse_redis_url` takes) that decodes
+    replies as text. ``kwargs`` are redis-py connection options (timeouts, health checks).
+
+    A Sentinel client asks the Sentinels for the primary on every new connection, and a
+    connection that finds its server demoted (``READONLY``) is dropped, so the client
+    follows failovers; a Cluster client follows ``MOVED``/``ASK`` and slot migrations.
+    """
+    target = parse_redis_url(url)
+    if target.kind == "single":
+        single: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True, **kwargs)
+        return single
+    options = dict(target.options)
+    tls: dict[str, Any] = {}
+    if target.tls:
+        tls = {"ssl": True, **({"ssl_ca_certs": options["ssl_ca_certs"]} if "ssl_ca_certs" in options else {})}
+    auth: dict[str, Any] = {"username": target.username, "password": target.password}
+    if target.kind == "cluster":
+        nodes = [ClusterNode(host, port) for host, port in target.nodes]
+        return RedisCluster(startup_nodes=nodes, decode_responses=True, **auth, **tls, **kwargs)
+    sentinel_kwargs: dict[str, Any] = {
+        "username": options.get("sentinel_username"),
+        "password": options.get("sentinel_password"),
+        **tls,
+        **{k: v for k, v in kwargs.items() if k.startswith("socket_")},
+    }
+    sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    client = sentinel.master_for(
+        target.service, redis_class=SentinelClient, db=target.db, decode_responses=True, **auth, **tls, **kwargs
+    )
+    assert isinstance(client, SentinelClient)
+    client.sentinels = list(sentinel.sentinels)
     return client
 
 
 def unavailable(exc: RedisError) -> Unavailable:
-    return Unavailable(f"Redis is unavailable ({type(exc).__name__}); retry shortly")
+    return Unavailable(f"Redis is unavailable ({type(exc).__name__}: {exc}); retry shortly")
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` means Redis cannot serve right now (retry later), not a bad request."""
+    if isinstance(exc, (*TRANSIENT, OSError)):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).startswith(TRANSIENT_REPLIES)
 
 
 class Store:
@@ -73,14 +162,20 @@ class Store:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: Client,
         *,
         prefix: str = DEFAULT_PREFIX,
         stream_maxlen: int = DEFAULT_STREAM_MAXLEN,
+        min_replicas: int = DEFAULT_MIN_REPLICAS,
+        replica_wait_ms: int = DEFAULT_REPLICA_WAIT_MS,
     ) -> None:
+        """``min_replicas``: a change is acknowledged only once that many replicas have it."""
         self.redis = redis
         self.prefix = prefix
         self.stream_maxlen = stream_maxlen
+        self.min_replicas = min_replicas
+        self.replica_wait_ms = replica_wait_ms
+        self._checked: tuple[float, list[str]] | None = None
         tag = "{" + prefix + "}"
         self.stream_key = f"{tag}:stream"
         self._items = f"{tag}:items"
@@ -92,10 +187,14 @@ class Store:
         self._tokens = f"{tag}:tokens"
         self._token_hash = f"{tag}:token-hash"
         self._token_used = f"{tag}:token-used"
+        self._sync = f"{tag}:sync"
         self._publish = redis.register_script(_script("publish"))
         self._change = redis.register_script(_script("change"))
         self._page = redis.register_script(_script("page"))
         self._token = redis.register_script(_script("token"))
+        self._revoke = redis.register_script(_script("revoke"))
+        self._dead_letter = redis.register_script(_script("deadletter"))
+        self._rate = redis.register_script(_script("ratelimit"))
 
     def _timeline(self, channel: str | None) -> str:
         return self._tl if channel is None else f"{self._tl}:{channel}"
@@ -103,14 +202,88 @@ class Store:
     async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
         try:
             return await op()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
+            if not transient(exc):
+                raise
+            self._checked = None  # the next readiness check asks Redis again
             raise unavailable(exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc))) from exc
+
+    async def _primary(self) -> dict[str, Any]:
+        """Where a keyless command (``WAIT``, ``INFO``) must go: on a Cluster, the deployment's slot owner."""
+        if isinstance(self.redis, RedisCluster):
+            await self.redis.initialize()  # learns the slots on first use; no-op after
+            return {"target_nodes": self.redis.get_node_from_key(self.stream_key)}
+        return {}
+
+    async def _replicated(self) -> None:
+        """Return once ``min_replicas`` replicas have every change made so far, or raise Unavailable.
+
+        ``WAIT`` counts the replicas that have this connection's last write, so a counter
+        is written on the same connection first: replication is in order, so the replicas
+        that have it have every earlier change too (also one another connection made,
+        such as the first attempt of a repeated publish).
+        """
+        if not self.min_replicas:
+            return
+        for _ in range(3):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.incr(self._sync)
+            pipe.execute_command("WAIT", self.min_replicas, self.replica_wait_ms, **await self._call(self._primary))
+            # On a Cluster both go to the slot's owner; a redirection means it moved meanwhile.
+            run = pipe.execute(allow_redirections=False) if isinstance(pipe, ClusterPipeline) else pipe.execute()
+            try:
+                replies = await self._call(lambda: run)  # noqa: B023
+            except (MovedError, AskError):
+                await self._call(lambda: self.redis.incr(self._sync))  # follows the slot: learns its new owner
+                continue
+            acked = int(replies[1])
+            if acked >= self.min_replicas:
+                return
+            self._checked = None
+            raise Unavailable(
+                f"the change reached the primary but only {acked} of {self.min_replicas} replicas confirmed it "
+                f"within {self.replica_wait_ms} ms; retry (a publish with its id is safe to repeat)"
+            )
+        raise Unavailable("the deployment's slot is moving between Redis Cluster nodes; retry shortly")
 
     async def ping(self) -> bool:
         try:
             return bool(await self.redis.ping())
         except (RedisError, OSError):
             return False
+
+    async def write_problems(self) -> list[str]:
+        """Why a write would fail now (empty when it would succeed), from one cheap
+        ``INFO replication``: the primary unreachable, a read-only replica, too few replicas.
+        Reused for :data:`WRITE_CHECK_TTL` seconds, and asked again after any failed call."""
+        now = time.monotonic()
+        if self._checked is not None and now - self._checked[0] < WRITE_CHECK_TTL:
+            return self._checked[1]
+        problems: list[str] = []
+        try:
+            info: Any = await self.redis.info("replication", **await self._primary())
+        except (RedisError, RedisClusterException, OSError) as exc:
+            problems.append(f"redis unreachable ({type(exc).__name__}: {exc})")
+        else:
+            if info.get("role") != "master":
+                problems.append("redis is a read-only replica (a failover is under way or the URL names a replica)")
+            elif self.min_replicas:
+                max_lag = self.replica_wait_ms / 1000 + REPLICA_LAG_SLACK
+                replicas = [
+                    v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict) and k[5:].isdigit()
+                ]
+                good = sum(1 for r in replicas if r.get("state") == "online" and float(r.get("lag", 0)) <= max_lag)
+                if good < self.min_replicas:
+                    problems.append(f"redis has {good} of the {self.min_replicas} replicas writes wait for")
+        self._checked = (time.monotonic(), problems)
+        return problems
+
+    async def take_write(self, name: str, *, rate: float, burst: int) -> float:
+        """One write of token ``name`` against its limit, shared by every process:
+        0 if allowed, else the seconds until it would be."""
+        key = f"{{{self.prefix}}}:rate:{name}"
+        wait_us = await self._call(lambda: self._rate(keys=[key], args=[rate, burst]))
+        return int(wait_us) / 1_000_000
 
     # --- writes -------------------------------------------------------------
 
@@ -140,8 +313,10 @@ class Store:
         reply = await self._call(lambda: self._publish(keys=keys, args=args))
         match reply[0]:
             case "ok":
+                await self._replicated()
                 return WriteResult(item, reply[1])
             case "same":
+                await self._replicated()  # the first attempt may have been appended but never confirmed
                 return WriteResult(Item.from_json(reply[1]), reply[2], created=False)
             case "retracted":
                 raise Conflict(f"item {item.id} was retracted; publish it under a new id")
@@ -189,6 +364,7 @@ class Store:
             ]
             reply = await self._call(lambda: self._change(keys=keys, args=args))  # noqa: B023
             if reply[0] == "ok":
+                await self._replicated()
                 return WriteResult(new, reply[1])
             if reply[0] == "missing":
                 continue  # retracted meanwhile: get() raises the right error next round
@@ -249,9 +425,13 @@ class Store:
         rows = await self._call(lambda: self.redis.xrevrange(self.stream_key, max=cursor, count=count))
         return [Change.from_entry(entry_id, fields) for entry_id, fields in reversed(rows)]
 
+    async def has(self, cursor: str) -> bool:
+        """Whether the entry ``cursor`` is in the stream (after a failover: whether the new primary had it)."""
+        return bool(await self._call(lambda: self.redis.xrange(self.stream_key, min=cursor, max=cursor, count=1)))
+
     async def wait_changes(self, cursor: str, *, count: int = 1000, block_ms: int = 5000) -> list[Change]:
         """Entries after ``cursor``, waiting up to ``block_ms`` for the first one."""
-        reply: Any = await self.redis.xread({self.stream_key: cursor}, count=count, block=block_ms)
+        reply: Any = await self._call(lambda: self.redis.xread({self.stream_key: cursor}, count=count, block=block_ms))
         if not reply:
             return []
         return [Change.from_entry(entry_id, fields) for entry_id, fields in reply[0][1]]
@@ -360,15 +540,13 @@ class Store:
     async def dead_letter(self, group: str, cursor: str, fields: dict[str, str], note: dict[str, str]) -> str:
         """Copy an entry with ``note`` (error, attempts...) to the group's dead-letter stream and ack it.
 
-        Both happen in one transaction (the keys share the hash tag), so an entry is
+        Both happen in one script (the keys share the hash tag), so an entry is
         either still pending or dead-lettered, never lost and never both.
         """
         entry = {**fields, **note, "cursor": cursor}
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.dead_letter_key(group), entry, maxlen=self.stream_maxlen, approximate=True)  # type: ignore[arg-type]
-            pipe.xack(self.stream_key, group, cursor)
-            replies = await self._call(pipe.execute)
-        return str(replies[0])
+        keys = [self.dead_letter_key(group), self.stream_key]
+        args: list[str | int] = [group, cursor, self.stream_maxlen, *(x for pair in entry.items() for x in pair)]
+        return str(await self._call(lambda: self._dead_letter(keys=keys, args=args)))
 
     async def dead_letters(self, group: str, *, count: int = 100) -> list[tuple[str, dict[str, str]]]:
         """The oldest entries of the group's dead-letter stream."""
@@ -398,11 +576,8 @@ class Store:
         if raw is None:
             raise NotFound(f"no token named {name!r}")
         record = json.loads(raw)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(self._token_hash, record["hash"])
-            pipe.hdel(self._tokens, name)
-            pipe.hdel(self._token_used, name)
-            await self._call(pipe.execute)
+        keys = [self._token_hash, self._tokens, self._token_used]
+        await self._call(lambda: self._revoke(keys=keys, args=[record["hash"], name]))
 
     async def clear(self) -> None:
         """Delete every key of this prefix (tests and ``ticker`` resets only)."""

@@ -205,6 +205,9 @@ class Supervisor:
 
 def serve(settings: Settings, *, banner: process.Banner, log_level: str = "info") -> int:
     """``ticker serve --workers N``: bind once, start Redis once, run the pool until a signal."""
+    from ticker.server import check_versions
+
+    check_versions()  # once here, rather than in every worker the supervisor would restart for ever
     sock = process.bind(settings.host, settings.port)
     with process.redis_url(settings) as url, tempfile.TemporaryDirectory(prefix="ticker-metrics-") as shared:
         # Spawned workers inherit the environment: prometheus_client reads this as it starts.

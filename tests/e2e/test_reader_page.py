@@ -10,6 +10,8 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -306,6 +308,36 @@ def test_server_restart_shows_reconnecting_then_every_missed_item_once(
         assert sorted(shown) == sorted(["before", "after", *(i for i, _ in missed)])
     finally:
         restarted.stop()
+
+
+LAYOUT_SHIFTS = """
+new Promise((done) => {
+  let total = 0;
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) if (!entry.hadRecentInput) total += entry.value;
+  }).observe({ type: "layout-shift", buffered: true });
+  requestAnimationFrame(() => requestAnimationFrame(() => done(total)));
+})
+"""
+
+
+def test_the_footer_keeps_its_place_while_items_render(page: Page, server: ServerThread, staff: Staff) -> None:
+    seed(staff, 12)
+    open_reader(page, server)
+    expect(page.locator(".tk-feed .tk-item")).to_have_count(12)
+    shift = page.evaluate(LAYOUT_SHIFTS)
+    assert shift < 0.02, f"cumulative layout shift {shift:.3f}: something moved when the items rendered"
+
+
+def test_links_the_server_accepts_have_the_same_host_in_the_browser(page: Page, server: ServerThread) -> None:
+    """The WHATWG URL parser (Chromium's) reads every accepted link's host as Python does."""
+    vectors = json.loads((Path(__file__).parent.parent / "vectors" / "urls.json").read_text(encoding="utf-8"))
+    page.goto(server.url + "/")
+    seen = page.evaluate("urls => urls.map(u => [new URL(u).hostname, window.Ticker.safeUrl(u)])", vectors["accept"])
+    for url, (host, link) in zip(vectors["accept"], seen, strict=True):
+        assert host.strip("[]") == urlsplit(url).hostname and link, url
+    with_user = ["https://user:pass@good.example/", "https://good.example@evil.example/"]
+    assert page.evaluate("urls => urls.map(u => window.Ticker.safeUrl(u))", with_user) == [None, None]
 
 
 HOSTILE = [

@@ -13,7 +13,8 @@ from tests.support import ServerThread, units
 from ticker import config
 from ticker.errors import ConfigError
 from ticker.models import Item
-from ticker.pages import json_ld
+from ticker.pages import STATIC_SUFFIXES, WEB_DIR, json_ld
+from ticker.urls import Urls
 
 
 @pytest.fixture
@@ -36,6 +37,43 @@ def test_pages_send_a_strict_csp_and_hardening_headers(http: httpx.Client) -> No
         for tag in re.findall(r"<script[^>]*>", answer.text):
             assert "src=" in tag or 'type="application/ld+json"' in tag
         assert "<style" not in answer.text and " style=" not in answer.text
+
+
+def test_static_files_are_hardened_cached_with_validators_and_never_raw_html(http: httpx.Client) -> None:
+    for name in ("desk.html", "index.html", "DESK.HTML", "nope.html", "__init__.py"):
+        answer = http.get(f"/static/{name}")
+        assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found", name
+    version = re.search(r'/static/ticker\.js\?v=([0-9a-f]+)"', http.get("/").text)
+    assert version and f"/static/desk.js?v={version[1]}" in http.get("/desk").text
+    files = sorted(p.name for p in WEB_DIR.iterdir() if p.suffix in STATIC_SUFFIXES)
+    assert {"ticker.js", "desk.js", "ticker.css", "favicon.svg"} <= set(files)
+    for name in files:
+        answer = http.get(f"/static/{name}")
+        assert answer.status_code == 200, name
+        assert answer.headers["content-security-policy"].startswith("default-src 'none'"), name
+        assert answer.headers["x-frame-options"] == "DENY" and answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["cache-control"] == "no-cache" and answer.headers["last-modified"]
+        again = http.get(f"/static/{name}", headers={"If-None-Match": answer.headers["etag"]})
+        assert again.status_code == 304, name
+        linked = http.get(f"/static/{name}", params={"v": version[1]})
+        assert linked.headers["cache-control"] == "public, max-age=31536000, immutable", name
+        assert http.get(f"/static/{name}", params={"v": "old"}).headers["cache-control"] == "no-cache"
+
+
+def test_text_is_compressed_but_never_the_event_stream(http: httpx.Client, server: ServerThread) -> None:
+    gzip = {"Accept-Encoding": "gzip"}
+    for path in ("/static/ticker.js", "/static/ticker.css", "/", "/desk", "/openapi.json"):
+        answer = http.get(path, headers=gzip)
+        assert answer.headers.get("content-encoding") == "gzip", path
+        assert "accept-encoding" in answer.headers["vary"].lower()
+    assert "content-encoding" not in http.get("/static/ticker.js", headers={"Accept-Encoding": "identity"}).headers
+    part = http.get("/static/ticker.js", headers={**gzip, "Range": "bytes=0-4999"})
+    assert part.status_code == 206 and "content-encoding" not in part.headers and len(part.content) == 5000
+    with http.stream("GET", "/api/events", headers=gzip) as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        assert "content-encoding" not in events.headers
+        first = next(events.iter_raw())  # arrives at once: nothing buffers it for compression
+        assert first.startswith(b"retry:")
 
 
 def test_cors_allows_anonymous_reads_only(http: httpx.Client, admin_token: str) -> None:
@@ -71,15 +109,25 @@ def test_json_ld_cannot_end_its_script_block() -> None:
             "updated_at": "2024-11-17T15:00:00Z",
             "labels": ["opinion"],
             "url": "https://example.com/a",
+            "channel": "sport",
+            "author": "Olena Hart",
+            "lang": "en-GB",
+            "correction": "The score was 3-1",
         }
     )
-    text = json_ld(config.Settings(), [item], "https://ticker.example/")
+    text = json_ld(config.Settings(), [item], Urls("https://ticker.example"))
     assert "<" not in text and ">" not in text and "&" not in text
     data = json.loads(text)
     assert data["@type"] == "LiveBlogPosting" and data["dateModified"] == "2024-11-17T15:00:00.000Z"
+    assert data["url"] == "https://ticker.example/"
     update = data["liveBlogUpdate"][0]
     assert update["headline"] == "</script><!-- & more" and update["keywords"] == ["opinion"]
     assert update["url"] == "https://example.com/a"
+    # The mapping in docs/stream.md: the permalink (not the API) names the posting.
+    assert update["@id"] == "https://ticker.example/items/a#posting" and update["identifier"] == "a"
+    assert update["author"] == {"@type": "Person", "name": "Olena Hart"}
+    assert update["inLanguage"] == "en-GB" and update["articleSection"] == "sport"
+    assert update["correction"] == {"@type": "CorrectionComment", "text": "The score was 3-1"}
 
 
 def test_display_settings_come_from_the_environment() -> None:

@@ -29,12 +29,13 @@
     return node;
   }
 
-  /** The URL if it is absolute http(s), else null: nothing else ever becomes a link. */
+  /** The URL if it is absolute http(s) with no user or password, else null: nothing else ever becomes a link. */
   function safeUrl(value) {
     if (typeof value !== "string") return null;
     try {
       var url = new URL(value);
-      return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+      var web = url.protocol === "http:" || url.protocol === "https:";
+      return web && !url.username && !url.password ? url.href : null;
     } catch (e) {
       return null;
     }

@@ -77,10 +77,12 @@
     });
   }
 
-  /** Puts each field error next to its field in `scope`; the rest into `general`. */
+  /** Puts each field error next to its field in `scope`; the rest into `general`. Clears
+   *  every earlier message first, so a success (`handled`) leaves no stale error on screen. */
   function showErrors(error, scope, general) {
     scope.querySelectorAll(".field-error").forEach(function (box) { showError(box, null, ""); });
     scope.querySelectorAll("[aria-invalid]").forEach(function (f) { f.removeAttribute("aria-invalid"); });
+    showError(general, null, "");
     if (error.handled) return;
     var rest = [];
     (error.fields || []).forEach(function (f) {

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from starlette.routing import Route
 
 from tests.conftest import make_token
-from tests.support import ServerThread
+from tests.support import ServerThread, bound_socket
 from ticker.auth import Scope
 from ticker.config import Settings
 from ticker.store import Store, connect
@@ -201,6 +203,9 @@ def test_list_parameters(http: httpx.Client, admin_token: str) -> None:
     assert len(http.get("/api/items").json()["items"]) == 6
     assert_error(http.get("/api/items", params={"limit": "0"}), 400, "bad_request")
     assert_error(http.get("/api/items", params={"limit": "many"}), 400, "bad_request")
+    # Digits other than ASCII: str.isdigit takes them all, int() reads the last two as 3.
+    for digit in ("\u00b9", "\u0663", "\uff13", "+3", "3_0", " 3"):
+        assert_error(http.get("/api/items", params={"limit": digit}), 400, "bad_request")
     assert_error(http.get("/api/items", params={"before": "garbage"}), 400, "bad_request")
     assert_error(http.get("/api/items", params={"channel": "Bad Channel"}), 400, "bad_request")
     assert_error(http.get("/api/items/has%20space"), 404, "not_found")
@@ -220,6 +225,44 @@ def test_rate_limit_on_staff_writes(redis_url: str, prefix: str, tmp_path: objec
         running.stop()
 
 
+def test_failed_logins_are_limited_per_client_address(settings: Settings) -> None:
+    limited = dataclasses.replace(settings, login_failure_burst=3, login_failure_rate=0.01)
+    good = make_token(limited, "desk", Scope.PUBLISH)
+    running = ServerThread(limited).start()
+    guess = "tk_" + "A" * 43
+    try:
+        with httpx.Client(base_url=running.url, timeout=10) as http:
+            # No token at all is not a guess: it never counts.
+            assert [http.post("/api/items", json={}).status_code for _ in range(5)] == [401] * 5
+            assert [post(http, guess, {"headline": "x"}).status_code for _ in range(3)] == [401] * 3
+            locked = assert_error(post(http, guess, {"headline": "x"}), 429, "rate_limited")
+            assert "failed logins" in str(locked["message"])
+            # While locked out even the right token learns nothing.
+            answer = post(http, good, {"headline": "x"})
+            assert_error(answer, 429, "rate_limited")
+            assert int(answer.headers["retry-after"]) >= 1
+            # The loopback peer is a trusted proxy by default: another forwarded client is not locked out.
+            other = {"X-Forwarded-For": "198.51.100.7"}
+            assert post(http, good, {"headline": "from elsewhere"}, **other).status_code == 201
+    finally:
+        running.stop()
+
+
+def test_tokens_of_the_wrong_shape_are_refused_without_asking_redis(settings: Settings) -> None:
+    """With Redis unreachable, a token that could be real gets 503; one that could not gets 401."""
+    closed = bound_socket()
+    port = closed.getsockname()[1]
+    closed.close()
+    running = ServerThread(dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{port}/0")).start()
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as http:
+            for wrong in ("tk_short", "tk_" + "A" * 44, "tk_" + "A" * 42 + "!", "x" * 46, "TK_" + "A" * 43):
+                assert_error(post(http, wrong, {"headline": "x"}), 401, "unauthorized")
+            assert_error(post(http, "tk_" + "A" * 43, {"headline": "x"}), 503, "unavailable")
+    finally:
+        running.stop()
+
+
 def test_health_openapi_and_unknown_routes(http: httpx.Client) -> None:
     assert http.get("/healthz").json() == {"status": "ok"}
     assert http.get("/readyz").json() == {"status": "ready"}
@@ -228,6 +271,20 @@ def test_health_openapi_and_unknown_routes(http: httpx.Client) -> None:
     assert "ItemCreate" in doc["components"]["schemas"]
     assert_error(http.get("/no/such/page"), 404, "not_found")
     assert_error(http.put("/api/items"), 405, "method_not_allowed")
+
+
+def test_405_allows_every_method_the_path_takes(http: httpx.Client, server: ServerThread) -> None:
+    app = server.server.config.app
+    taken: dict[str, set[str]] = {}
+    for route in app.routes:
+        if isinstance(route, Route) and route.methods:
+            taken.setdefault(route.path.replace("{id}", "x1"), set()).update(route.methods)
+    assert taken["/api/items"] >= {"GET", "POST"} and taken["/api/items/x1"] >= {"GET", "PATCH", "DELETE"}
+    for path, methods in taken.items():
+        response = http.request("PUT", path)
+        assert_error(response, 405, "method_not_allowed")
+        allowed = {m.strip() for m in response.headers["allow"].split(",")}
+        assert allowed == methods, path
     assert http.get("/healthz").headers["x-content-type-options"] == "nosniff"
 
 
@@ -267,4 +324,6 @@ def test_hostile_edits_and_parameters(http: httpx.Client, admin_token: str) -> N
         assert_error(http.patch("/api/items/q1", content=raw, headers=headers), 422, "invalid")
     assert_error(http.get("/api/items", params={"channel": "news\n"}), 400, "bad_request")
     assert_error(http.get("/api/items/q1%0A"), 404, "not_found")
+    arabic_one = {**headers, "If-Match": "\u0661".encode()}  # int() would read it as version 1
+    assert_error(http.patch("/api/items/q1", json={"headline": "Q"}, headers=arabic_one), 400, "bad_request")  # type: ignore[arg-type]
     assert http.get("/api/items/q1").json()["version"] == 1
