@@ -105,7 +105,7 @@ def test_the_installed_wheel_serves_the_pages_from_another_folder(
             for page in ("/", "/desk"):
                 answer = http.get(page)
                 assert answer.status_code == 200 and "text/html" in answer.headers["content-type"], page
-                assets = re.findall(r'(?:src|href)="(/[^"]+\.(?:js|css|svg))"', answer.text)
+                assets = re.findall(r'(?:src|href)="(/[^"]+\.(?:js|css|svg)(?:\?[^"]*)?)"', answer.text)
                 assert assets, f"{page} names no script or stylesheet"
                 for asset in assets:
                     assert http.get(asset).status_code == 200, asset
