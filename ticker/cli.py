@@ -301,6 +301,7 @@ def describe(command: str, result: dict[str, Any]) -> str:
 
 
 def check_channel(option: str, value: str | None) -> None:
+    """Refuse a bad channel before any Redis is started, in words rather than as a pattern."""
     if value is not None and not is_channel(value):
         raise ConfigError(
             f"{option} {value!r} is not a channel name: use 1 to 32 lowercase letters, digits or hyphens, "
