@@ -107,7 +107,7 @@ class Worker:
 
 
 class Supervisor:
-    """Starts ``count`` workers on ``sock``, restarts any that dies, stops them all on a signal."""
+    """Starts ``settings.workers`` workers on ``sock``, restarts any that dies, stops them all on a signal."""
 
     def __init__(self, settings: Settings, sock: socket.socket, *, log_level: str) -> None:
         self.settings = settings
