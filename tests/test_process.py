@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from ticker.errors import ConfigError
-from ticker.process import base_url, bind, redis_unreachable, shown
+from ticker.process import base_url, bind, redis_unreachable
 
 
 @pytest.mark.parametrize(
@@ -22,8 +22,7 @@ from ticker.process import base_url, bind, redis_unreachable, shown
     ],
 )
 def test_a_password_never_reaches_the_terminal(url: str, printed: str) -> None:
-    assert shown(url) == printed
-    assert shown(url) in redis_unreachable(url).message
+    assert f"cannot reach Redis at {printed}: " in redis_unreachable(url).message
     assert "hunter2" not in redis_unreachable(url).message
 
 

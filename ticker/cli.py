@@ -263,10 +263,9 @@ def run_with_store(
 
         async def go() -> int:
             async with open_store(settings, url) as store:
-                if not await store.ping():
-                    raise process.redis_unreachable(url)
+                await process.reach(store, url)
                 if connected:
-                    connected(process.shown(url))
+                    connected(config.redacted(url))
                 return await work(store)
 
         try:
@@ -274,7 +273,7 @@ def run_with_store(
         except (RedisError, OSError):
             raise process.redis_unreachable(url) from None
         except Unavailable as exc:
-            raise Unavailable(f"{exc.message} (Redis at {process.shown(url)})") from None
+            raise Unavailable(f"{exc.message} (Redis at {config.redacted(url)})") from None
 
 
 def actor() -> str:
@@ -505,7 +504,7 @@ def serve_banner(base: str, redis: str) -> str:
     """What ``ticker serve`` prints first: where to read, where to post, and how to get in."""
     return "\n".join(
         [
-            f"Ticker serving on {base} (Redis: {process.shown(redis)})",
+            f"Ticker serving on {base} (Redis: {config.redacted(redis)})",
             f"  Reader page:  {base}/",
             f"  Desk:         {base}/desk",
             "  Staff token:  ticker token create --name desk --scope admin  (paste it into the desk)",

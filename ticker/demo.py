@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from ticker import process
 from ticker.auth import Scope, create_token
 from ticker.config import DEFAULT_PREFIX, Settings
+from ticker.errors import TickerError
 from ticker.models import ItemCreate, ItemEdit, now, parse
 from ticker.store import Store, connect
 
@@ -182,9 +183,11 @@ async def prepare(settings: Settings, redis_url: str) -> tuple[Store, str]:
         min_replicas=settings.min_replicas,
         replica_wait_ms=settings.replica_wait_ms,
     )
-    if not await store.ping():
+    try:
+        await process.reach(store, redis_url)
+    except TickerError:
         await store.redis.aclose()
-        raise process.redis_unreachable(redis_url)
+        raise
     if settings.prefix == DEMO_PREFIX:
         await store.clear()
     token = await create_token(store, f"demo-desk-{secrets.token_hex(2)}", frozenset({Scope.ADMIN}))
