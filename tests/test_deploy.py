@@ -45,10 +45,11 @@ def address(service: dict[str, Any]) -> str:
     return value
 
 
-def test_services_are_redis_with_a_replica_three_sentinels_two_tickers_and_nginx() -> None:
+def test_services_are_redis_with_two_replicas_three_sentinels_two_tickers_and_nginx() -> None:
     assert set(compose()["services"]) == {
         "redis-primary",
-        "redis-replica",
+        "redis-replica-1",
+        "redis-replica-2",
         "sentinel-1",
         "sentinel-2",
         "sentinel-3",
@@ -66,16 +67,19 @@ def test_every_service_has_a_fixed_address_on_one_subnet() -> None:
     assert all(ip_address(a) in subnet for a in addresses)
 
 
-def test_redis_persists_and_the_replica_follows_the_primary() -> None:
+def test_redis_persists_and_the_replicas_follow_the_primary() -> None:
     conf = (ROOT / "deploy" / "redis.conf").read_text()
     assert re.search(r"^appendonly yes$", conf, re.M) and re.search(r"^appendfsync everysec$", conf, re.M)
-    primary, replica = compose()["services"]["redis-primary"], compose()["services"]["redis-replica"]
-    for redis in (primary, replica):
+    primary = compose()["services"]["redis-primary"]
+    replicas = list(services("redis-replica-").values())
+    assert len(replicas) == 2, "two replicas: after a failover the new primary still has one to wait for"
+    for redis in (primary, *replicas):
         assert "/usr/local/etc/redis/redis.conf" in redis["command"]
         assert any(v.startswith("./deploy/redis.conf:/usr/local/etc/redis/redis.conf") for v in redis["volumes"])
         assert any(v.endswith(":/data") for v in redis["volumes"])
-    at = replica["command"].index("--replicaof")
-    assert replica["command"][at + 1 : at + 3] == [address(primary), "6379"]
+    for replica in replicas:
+        at = replica["command"].index("--replicaof")
+        assert replica["command"][at + 1 : at + 3] == [address(primary), "6379"]
 
 
 def test_sentinels_watch_the_primary_under_the_name_ticker_asks_for() -> None:
@@ -100,7 +104,7 @@ def test_ticker_environment_is_what_the_settings_read() -> None:
     settings = config.load(env)
     assert settings.host == "0.0.0.0" and settings.workers >= 2
     # Acknowledged writes survive a failover, and there are that many replicas to wait for.
-    assert 1 <= settings.min_replicas <= len(services("redis-replica"))
+    assert 1 <= settings.min_replicas < len(services("redis-replica-"))
 
 
 def test_the_servers_trust_nginx_and_only_nginx() -> None:

@@ -178,7 +178,9 @@ def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[int]]) 
         try:
             return asyncio.run(go())
         except RedisError as exc:
-            raise TickerError(f"cannot use Redis at {url}: {exc}; is it running? check TICKER_REDIS_URL") from None
+            raise TickerError(
+                f"cannot use Redis at {config.redacted(url)}: {exc}; is it running? check TICKER_REDIS_URL"
+            ) from None
 
 
 def actor() -> str:
@@ -364,7 +366,7 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def serve_banner(base: str, redis: str) -> str:
-    return f"Ticker serving on {base} (Redis: {redis})"
+    return f"Ticker serving on {base} (Redis: {config.redacted(redis)})"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ values it needs from a :class:`Settings` instance.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -133,6 +134,11 @@ class RedisTarget:
     options: tuple[tuple[str, str], ...] = ()
 
 
+def redacted(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages and logs."""
+    return re.sub(r"(://[^/@]*?:)[^/@]*@", r"\1***@", url)
+
+
 def _nodes(netloc: str, default_port: int, url: str) -> tuple[tuple[str, int], ...]:
     nodes = []
     for part in netloc.split(","):
@@ -144,7 +150,7 @@ def _nodes(netloc: str, default_port: int, url: str) -> tuple[tuple[str, int], .
             host, _, port = part.partition(":")
         port = port or str(default_port)
         if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:  # not "¹", "٣"
-            raise ConfigError(f"the Redis URL {url!r} names {part!r}, which is not host:port")
+            raise ConfigError(f"the Redis URL {redacted(url)!r} names {part!r}, which is not host:port")
         nodes.append((host, int(port)))
     return tuple(nodes)
 
@@ -160,7 +166,7 @@ def parse_redis_url(url: str) -> RedisTarget:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in REDIS_SCHEMES:
         raise ConfigError(
-            f"the Redis URL {url!r} must start with one of " + ", ".join(f"{s}://" for s in REDIS_SCHEMES)
+            f"the Redis URL {redacted(url)!r} must start with one of " + ", ".join(f"{s}://" for s in REDIS_SCHEMES)
         )
     scheme = scheme.lower()
     if scheme in ("redis", "rediss", "unix"):
@@ -172,7 +178,8 @@ def parse_redis_url(url: str) -> RedisTarget:
     unknown = [name for name, _ in options if name not in REDIS_URL_OPTIONS]
     if unknown:
         raise ConfigError(
-            f"the Redis URL {url!r} has the unknown option {unknown[0]!r}; known: " + ", ".join(REDIS_URL_OPTIONS)
+            f"the Redis URL {redacted(url)!r} has the unknown option {unknown[0]!r}; known: "
+            + ", ".join(REDIS_URL_OPTIONS)
         )
     sentinel = scheme.startswith("redis+sentinel")
     nodes = _nodes(netloc, DEFAULT_SENTINEL_PORT if sentinel else DEFAULT_REDIS_PORT, url)
@@ -181,11 +188,11 @@ def parse_redis_url(url: str) -> RedisTarget:
     service = ""
     if sentinel:
         if not path or len(path) > 2 or (len(path) == 2 and not (path[1].isascii() and path[1].isdigit())):
-            raise ConfigError(f"the Redis URL {url!r} must end in /service_name or /service_name/db")
+            raise ConfigError(f"the Redis URL {redacted(url)!r} must end in /service_name or /service_name/db")
         service = path[0]
         db = int(path[1]) if len(path) == 2 else 0
     elif path:
-        raise ConfigError(f"the Redis URL {url!r} must name only host:port pairs: a Cluster has no databases")
+        raise ConfigError(f"the Redis URL {redacted(url)!r} must name only host:port pairs: a Cluster has no databases")
     return RedisTarget(
         kind="sentinel" if sentinel else "cluster",
         url=url,

@@ -26,10 +26,12 @@ a Sentinel-watched primary, a Cluster); the same code runs on each.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -134,11 +136,36 @@ class SentinelClient(aioredis.Redis):
     """The client of a Sentinel-watched primary; closing it closes the Sentinel connections too."""
 
     sentinels: list[aioredis.Redis] | None = None
+    service: str = ""
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         await super().aclose(close_connection_pool)
         for client in self.sentinels or []:
             await client.aclose()
+
+    async def confirms(self, host: str, port: int) -> bool:
+        """Whether a majority of the Sentinels name ``host:port`` as the primary, none disagrees,
+        and none is failing over: a deposed primary keeps accepting writes for a while."""
+
+        async def ask(sentinel: aioredis.Redis) -> Any:
+            try:
+                state = await sentinel.execute_command("SENTINEL", "MASTER", self.service)  # type: ignore[no-untyped-call]
+            except (RedisError, OSError):
+                return None
+            return {_text(k): _text(v) for k, v in dict(state).items()}
+
+        sentinels = self.sentinels or []
+        answers = [a for a in await asyncio.gather(*(ask(s) for s in sentinels)) if a]
+        agree = [
+            a
+            for a in answers
+            if a["ip"] == host and int(a["port"]) == port and "failover_in_progress" not in str(a["flags"])
+        ]
+        return len(agree) == len(answers) and len(agree) > len(sentinels) // 2
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def connect(url: str, **kwargs: Any) -> Client:
@@ -173,6 +200,7 @@ def connect(url: str, **kwargs: Any) -> Client:
     )
     assert isinstance(client, SentinelClient)
     client.sentinels = list(sentinel.sentinels)
+    client.service = target.service
     return client
 
 
@@ -254,16 +282,56 @@ class Store:
             return {"target_nodes": self.redis.get_node_from_key(self.stream_key)}
         return {}
 
-    async def _replicated(self) -> None:
-        """Return once ``min_replicas`` replicas have every change made so far, or raise Unavailable.
+    @contextlib.asynccontextmanager
+    async def _writer(self, *, one_connection: bool = False) -> AsyncIterator[Client]:
+        """The client a change is made with: with ``min_replicas``, one connection for the change
+        and its ``WAIT`` (which counts the replicas that have that connection's writes).
+        ``one_connection`` asks for one connection anyway (to learn which server answered)."""
+        if isinstance(self.redis, RedisCluster) or not (self.min_replicas or one_connection):
+            yield self.redis
+            return
+        single = aioredis.Redis(connection_pool=self.redis.connection_pool, single_connection_client=True)
+        try:
+            yield single
+        finally:
+            await single.aclose()
 
-        ``WAIT`` counts the replicas that have this connection's last write, so a counter
-        is written on the same connection first: replication is in order, so the replicas
-        that have it have every earlier change too (also one another connection made,
-        such as the first attempt of a repeated publish).
+    async def _replicated(self, writer: Client) -> None:
+        """Return once ``min_replicas`` replicas have every change ``writer`` made, or raise Unavailable.
+
+        A counter is written first, so the wait also covers a change that was made
+        earlier by another connection (the first attempt of a repeated publish):
+        replication is in order. Behind Sentinel, the server must also still be the
+        primary the Sentinels name: a deposed one accepts writes until it is reconfigured.
         """
         if not self.min_replicas:
             return
+        if isinstance(writer, RedisCluster):
+            return await self._replicated_on_cluster()
+        await self._call(lambda: writer.incr(self._sync))
+        wait = ("WAIT", self.min_replicas, self.replica_wait_ms)
+        acked = int(await self._call(lambda: writer.execute_command(*wait)))  # type: ignore[no-untyped-call]
+        self._check_acked(acked)
+        if isinstance(self.redis, SentinelClient):
+            connection = writer.connection
+            host, port = getattr(connection, "host", ""), getattr(connection, "port", 0)
+            if not await self.redis.confirms(host, port):
+                await self.reconnect()
+                self._checked = None
+                raise Unavailable(
+                    "the change reached a server that is no longer the primary (a failover is under way); retry"
+                )
+
+    def _check_acked(self, acked: int) -> None:
+        if acked >= self.min_replicas:
+            return
+        self._checked = None
+        raise Unavailable(
+            f"the change reached the primary but only {acked} of {self.min_replicas} replicas confirmed it "
+            f"within {self.replica_wait_ms} ms; retry (a publish with its id is safe to repeat)"
+        )
+
+    async def _replicated_on_cluster(self) -> None:
         for _ in range(3):
             pipe = self.redis.pipeline(transaction=False)
             pipe.incr(self._sync)
@@ -275,21 +343,8 @@ class Store:
             except (MovedError, AskError):
                 await self._call(lambda: self.redis.incr(self._sync))  # follows the slot: learns its new owner
                 continue
-            acked = int(replies[1])
-            if acked >= self.min_replicas:
-                return
-            self._checked = None
-            raise Unavailable(
-                f"the change reached the primary but only {acked} of {self.min_replicas} replicas confirmed it "
-                f"within {self.replica_wait_ms} ms; retry (a publish with its id is safe to repeat)"
-            )
+            return self._check_acked(int(replies[1]))
         raise Unavailable("the deployment's slot is moving between Redis Cluster nodes; retry shortly")
-
-    async def ping(self) -> bool:
-        try:
-            return bool(await self.redis.ping())
-        except (RedisError, OSError):
-            return False
 
     async def write_problems(self) -> list[str]:
         """Why a write would fail now (empty when it would succeed), from one cheap
@@ -300,12 +355,20 @@ class Store:
             return self._checked[1]
         problems: list[str] = []
         try:
-            info: Any = await self.redis.info("replication", **await self._primary())
+            async with self._writer(one_connection=True) as writer:
+                info: Any = await writer.info("replication", **await self._primary())
+                connection = getattr(writer, "connection", None)
+                address = getattr(connection, "host", ""), getattr(connection, "port", 0)
+                confirmed = not isinstance(self.redis, SentinelClient) or await self.redis.confirms(*address)
         except (RedisError, RedisClusterException, OSError) as exc:
             problems.append(f"redis unreachable ({type(exc).__name__}: {exc})")
         else:
             if info.get("role") != "master":
                 problems.append("redis is a read-only replica (a failover is under way or the URL names a replica)")
+                await self.reconnect()
+            elif not confirmed:
+                problems.append("the Sentinels name another primary, or are failing over")
+                await self.reconnect()
             elif self.min_replicas:
                 max_lag = self.replica_wait_ms / 1000 + REPLICA_LAG_SLACK
                 replicas = [
@@ -316,6 +379,12 @@ class Store:
                     problems.append(f"redis has {good} of the {self.min_replicas} replicas writes wait for")
         self._checked = (time.monotonic(), problems)
         return problems
+
+    async def reconnect(self) -> None:
+        """Drop idle connections, so the next ones ask the Sentinels where the primary is now
+        (a connection that only reads never learns its server was demoted)."""
+        if isinstance(self.redis, SentinelClient):
+            await self.redis.connection_pool.disconnect(inuse_connections=False)
 
     async def take_write(self, name: str, *, rate: float, burst: int) -> float:
         """One write of token ``name`` against its limit, shared by every process:
@@ -355,19 +424,19 @@ class Store:
             "1" if item.pinned else "0",
             at,
         ]
-        reply = await self._call(lambda: self._publish(keys=keys, args=args))
+        async with self._writer() as writer:
+            reply = await self._call(lambda: self._publish(keys=keys, args=args, client=writer))
+            if reply[0] in ("ok", "same", "scheduled", "same-scheduled"):
+                # "same": the first attempt may never have been confirmed
+                await self._replicated(writer)
         match reply[0]:
             case "ok":
-                await self._replicated()
                 return WriteResult(item, reply[1])
             case "scheduled":
-                await self._replicated()
                 return WriteResult(item, reply[1], scheduled=True)
             case "same":
-                await self._replicated()  # the first attempt may have been appended but never confirmed
                 return WriteResult(Item.from_json(reply[1]), reply[2], created=False)
             case "same-scheduled":
-                await self._replicated()
                 return WriteResult(Item.from_json(reply[1]), reply[2], created=False, scheduled=True)
             case "retracted":
                 raise Conflict(f"item {item.id} was retracted; publish it under a new id")
@@ -433,9 +502,11 @@ class Store:
                 "1" if new.pinned else "0",
                 kind(item),
             ]
-            reply = await self._call(lambda: self._change(keys=keys, args=args))  # noqa: B023
+            async with self._writer() as writer:
+                reply = await self._call(lambda: self._change(keys=keys, args=args, client=writer))  # noqa: B023
+                if reply[0] == "ok":
+                    await self._replicated(writer)
             if reply[0] == "ok":
-                await self._replicated()
                 return WriteResult(new, reply[1])
             if reply[0] == "missing":
                 continue  # retracted meanwhile: get() raises the right error next round
@@ -502,9 +573,11 @@ class Store:
                 "1" if force else "0",
                 raw,
             ]
-            reply = await self._call(lambda: self._release(keys=keys, args=args))  # noqa: B023
+            async with self._writer() as writer:
+                reply = await self._call(lambda: self._release(keys=keys, args=args, client=writer))  # noqa: B023
+                if reply[0] == "ok":
+                    await self._replicated(writer)
             if reply[0] == "ok":
-                await self._replicated()
                 return WriteResult(released, reply[1])
             if reply[0] == "stale":
                 continue  # edited meanwhile: release what it is now
@@ -520,9 +593,11 @@ class Store:
             new = edit.apply(item)
             keys = [self._sched, self._sched_items, self._sched_by, self._fp]
             args: list[str | int] = ["edit", item_id, raw, new.to_json(), int(new.published_at.timestamp() * 1000)]
-            reply = await self._call(lambda: self._schedule(keys=keys, args=args))  # noqa: B023
+            async with self._writer() as writer:
+                reply = await self._call(lambda: self._schedule(keys=keys, args=args, client=writer))  # noqa: B023
+                if reply[0] == "ok":
+                    await self._replicated(writer)
             if reply[0] == "ok":
-                await self._replicated()
                 return new
             if reply[0] == "missing":
                 break
@@ -532,10 +607,13 @@ class Store:
         """Drop a scheduled item; it was never public, so nothing is appended. Its id is free again."""
         raw, item = await self._scheduled_item(item_id)
         keys = [self._sched, self._sched_items, self._sched_by, self._fp]
-        reply = await self._call(lambda: self._schedule(keys=keys, args=["cancel", item_id, raw, "", 0]))
+        async with self._writer() as writer:
+            cancel: list[str | int] = ["cancel", item_id, raw, "", 0]
+            reply = await self._call(lambda: self._schedule(keys=keys, args=cancel, client=writer))
+            if reply[0] == "ok":
+                await self._replicated(writer)
         if reply[0] != "ok":
             raise NotFound(f"item {item_id} is no longer scheduled")
-        await self._replicated()
         return item
 
     # --- history and search ---------------------------------------------------
@@ -760,7 +838,12 @@ class Store:
         pending entries after the id ``after`` (no waiting)."""
         streams: dict[Any, Any] = {self.stream_key: after}
         block = block_ms if after == ">" else None
-        reply = await self._call(lambda: self.redis.xreadgroup(group, consumer, streams, count=count, block=block))
+        try:
+            reply = await self._call(lambda: self.redis.xreadgroup(group, consumer, streams, count=count, block=block))
+        except ResponseError as exc:
+            if str(exc).startswith("NOGROUP"):  # a failover promoted a replica that never had the group
+                raise NotFound(f"consumer group {group!r} does not exist") from None
+            raise
         # An entry trimmed away while pending comes back without fields: report it as None.
         return [(cursor, fields or None) for cursor, fields in reply[0][1]] if reply else []
 

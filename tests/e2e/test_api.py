@@ -330,6 +330,37 @@ def test_hostile_edits_and_parameters(http: httpx.Client, admin_token: str) -> N
     assert http.get("/api/items/q1").json()["version"] == 1
 
 
+def test_rate_limit_is_shared_by_every_process(redis_url: str, prefix: str) -> None:
+    settings = Settings(redis_url=redis_url, prefix=prefix, write_rate=0.01, write_burst=2)
+    token = make_token(settings, "eager", Scope.PUBLISH)
+    servers = [ServerThread(settings).start() for _ in range(2)]
+    try:
+        answers = []
+        for n in range(3):
+            with httpx.Client(base_url=servers[n % 2].url) as http:
+                answers.append(post(http, token, {"headline": f"h{n}"}))
+        assert [a.status_code for a in answers[:2]] == [201, 201]
+        assert_error(answers[2], 429, "rate_limited")
+    finally:
+        for running in servers:
+            running.stop()
+
+
+def test_writes_no_replica_confirms_answer_503_and_readyz_says_so(redis_url: str, prefix: str) -> None:
+    settings = Settings(redis_url=redis_url, prefix=prefix, min_replicas=1, replica_wait_ms=20)
+    token = make_token(settings, "desk", Scope.PUBLISH)
+    running = ServerThread(settings).start()
+    try:
+        with httpx.Client(base_url=running.url) as http:
+            answer = post(http, token, {"id": "d1", "headline": "Durable"})
+            assert_error(answer, 503, "unavailable")
+            assert int(answer.headers["retry-after"]) >= 1
+            ready = http.get("/readyz")
+            assert ready.status_code == 503 and "replicas" in ready.text
+    finally:
+        running.stop()
+
+
 def test_new_fields_are_validated_by_the_api(http: httpx.Client, admin_token: str) -> None:
     photo = {"url": "https://photos.example/a.jpg", "alt": "A jet"}
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
