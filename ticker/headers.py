@@ -1,12 +1,15 @@
 """Every header policy of the HTTP responses, in one place.
 
 - :class:`SecurityHeaders` adds the hardening headers to every response.
-- :data:`PAGE_HEADERS` are the pages' strict Content-Security-Policy and frame protection.
-- :class:`Compress` gzips what a client accepts, never the event stream.
+- :data:`PAGE_HEADERS` are the pages' strict Content-Security-Policy and frame protection;
+  :data:`STATIC_HEADERS` the same for every file under ``/static/``, cached
+  for good (:data:`IMMUTABLE`) when asked for by the pages' hashed links, else
+  revalidated (:data:`REVALIDATE`).
 - :class:`ReadCors` lets a widget on another site make anonymous reads
   (no credentials, GET/HEAD of public paths); staff writes never get CORS.
+- :class:`Compress` gzips text answers, never the event stream.
 
-Both middlewares are pure ASGI, so streaming responses (SSE) stay streaming.
+The middlewares are pure ASGI, so streaming responses (SSE) stay streaming.
 """
 
 from __future__ import annotations
@@ -29,6 +32,15 @@ CSP = "; ".join(
         "trusted-types 'none'",
     ]
 )
+
+
+def csp(image_origins: tuple[str, ...] = ()) -> str:
+    """The pages' Content-Security-Policy with ``img-src`` for item photos from ``image_origins``
+    (``TICKER_IMAGE_ORIGINS``), or from any https origin when none are set."""
+    images = " ".join(image_origins) if image_origins else "https:"
+    return CSP.replace("img-src 'self' data:", f"img-src 'self' data: {images}")
+
+
 PAGE_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Frame-Options": "DENY",
@@ -42,6 +54,11 @@ STATIC_HEADERS = {
 """Scripts and styles do not need them, but an SVG opened directly is a document like any page."""
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
+STREAMS = frozenset({"/api/events"})
+"""Answers that stream: never buffered for compression, each event must leave at once."""
+GZIP_MIN_BYTES = 1024
+GZIP_LEVEL = 6
+"""zlib's default: nearly level 9's size at a fraction of its CPU."""
 CORS_PREFIXES = ("/api/items", "/api/events", "/widget.json", "/static/", "/feed.json", "/feed.atom")
 """Anonymous reads a widget on another site makes; staff writes never get CORS."""
 
@@ -100,13 +117,6 @@ class ReadCors:
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
-
-
-STREAMS = frozenset({"/api/events"})
-"""Answers that stream: never buffered for compression, each event must leave at once."""
-GZIP_MIN_BYTES = 1024
-GZIP_LEVEL = 6
-"""zlib's default: nearly level 9's size at a fraction of its CPU."""
 
 
 class Compress:
