@@ -35,7 +35,7 @@ async def test_publish_appends_one_entry_with_the_documented_fields(store: Store
     result = await store.publish(create(labels=["breaking"], id="q1"), actor="desk")
     [(cursor, fields)] = await entries(store)
     assert cursor == result.cursor
-    assert set(fields) == {"op", "id", "item", "actor", "v", "ts"}
+    assert set(fields) == {"op", "id", "item", "actor", "v", "ts", "kind"}
     assert fields["op"] == "publish" and fields["id"] == "q1" and fields["actor"] == "desk"
     assert fields["v"] == "1"
     assert abs(int(fields["ts"]) - int(cursor.split("-")[0])) < 1000

@@ -103,9 +103,10 @@ def _parser() -> Parser:
 
     demo = command(
         "demo",
-        "run the server with a producer of sample headlines",
-        "Run the server with a producer of fictional sample headlines under the key prefix 'demo' "
-        "(emptied first), and print the reader and desk URLs and a staff token for the desk.",
+        "run the server with a producer of sample headlines; starts fresh each time",
+        "Run the server with a producer of fictional sample headlines. It starts fresh each time: the demo's "
+        "items (key prefix 'demo') are wiped on start; ticker serve keeps its items. It prints the reader and "
+        "desk URLs and a staff token for the desk.",
     )
     listening(demo, "warning")
     demo.add_argument(

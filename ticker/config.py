@@ -70,6 +70,16 @@ DEFAULT_SHUTDOWN_GRACE = 5
 """Seconds a stopping process waits for open streams (SSE) before cutting them; WebSockets close at once."""
 DEFAULT_GC_THRESHOLD = 20_000
 """Allocations between young-generation garbage collections in a server process (Python: 700)."""
+DEFAULT_SCHEDULER_INTERVAL = 0.25
+"""Seconds between a process's looks for scheduled items that are due."""
+DEFAULT_AUDIENCE_INTERVAL = 2.0
+"""Seconds between a process's reports of its live readers (kept in Redis for three intervals)."""
+DEFAULT_IMAGE_ORIGINS: tuple[str, ...] = ()
+"""Origins (``https://host``) item photos may come from; empty allows any https origin."""
+LOCAL_IMAGE_HOSTS = ("localhost", "127.0.0.1", "::1")
+"""Hosts an image origin may name with plain http (a local demo serving its own photos)."""
+DEFAULT_RELATIVE_TIMES = True
+"""The reader page shows "5 min ago" beside each time of the last twelve hours."""
 DEFAULT_READER_COUNT = 1000
 DEFAULT_READER_BLOCK_MS = 5000
 DEFAULT_MAX_READER_LAG = 5.0
@@ -263,6 +273,11 @@ class Settings:
     reader_count: int = DEFAULT_READER_COUNT
     reader_block_ms: int = DEFAULT_READER_BLOCK_MS
     max_reader_lag: float = DEFAULT_MAX_READER_LAG
+    scheduler_interval: float = DEFAULT_SCHEDULER_INTERVAL
+    audience_interval: float = DEFAULT_AUDIENCE_INTERVAL
+    image_origins: tuple[str, ...] = DEFAULT_IMAGE_ORIGINS
+    """Where item photos may come from; the pages' CSP ``img-src`` lists exactly these."""
+    relative_times: bool = DEFAULT_RELATIVE_TIMES
     # proxies and admission
     trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES
     """Addresses and CIDRs of proxies whose ``X-Forwarded-For`` names the client (``ticker.proxies``)."""
@@ -348,6 +363,10 @@ _PARSERS: dict[str, Any] = {
     "reader_count": int,
     "reader_block_ms": int,
     "max_reader_lag": float,
+    "scheduler_interval": float,
+    "audience_interval": float,
+    "image_origins": _csv,
+    "relative_times": _flag,
     # proxies and admission
     "trusted_proxies": _csv,
     "login_failure_burst": int,
@@ -399,6 +418,15 @@ def validate(settings: Settings) -> None:
         raise ConfigError("history_size, snapshot_limit and reader_count must be at least 1")
     if settings.reader_block_ms < 1:
         raise ConfigError("reader_block_ms must be at least 1")
+    if settings.scheduler_interval <= 0 or settings.audience_interval <= 0:
+        raise ConfigError("scheduler_interval and audience_interval must be above 0 seconds")
+    for origin in settings.image_origins:
+        parts = urlsplit(origin)
+        local = parts.scheme == "http" and (parts.hostname or "") in LOCAL_IMAGE_HOSTS
+        if not (parts.scheme == "https" or local) or not parts.hostname or parts.path not in ("", "/") or parts.query:
+            raise ConfigError(
+                f"image origin {origin!r} must be https://host or https://host:port (http only for localhost)"
+            )
     for name in ("trusted_proxies", "trusted_addresses"):
         try:
             Networks.parse(getattr(settings, name))

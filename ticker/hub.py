@@ -452,6 +452,14 @@ class Hub:
         self.metrics.connections.labels(subscriber.sink.kind).dec()
         return True
 
+    def readers(self) -> dict[str, int]:
+        """Live subscribers per channel filter (``*``: all channels), for the desk's reader count."""
+        counts: dict[str, int] = {}
+        for (channel, _), group in self._groups.items():
+            name = channel or "*"
+            counts[name] = counts.get(name, 0) + len(group)
+        return counts
+
     def subscribers(self) -> list[Subscriber]:
         return [*(s for group in self._groups.values() for s in group), *self._ahead]
 
