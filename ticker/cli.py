@@ -104,9 +104,9 @@ def _parser() -> Parser:
     demo = command(
         "demo",
         "run the server with a producer of sample headlines; starts fresh each time",
-        "Run the server with a producer of fictional sample headlines. It starts fresh each time: the demo's "
-        "items (key prefix 'demo') are wiped on start; ticker serve keeps its items. It prints the reader and "
-        "desk URLs and a staff token for the desk.",
+        "Run the server with a producer of fictional sample headlines under the key prefix 'demo'. "
+        "It starts fresh each time: the demo's items are wiped on start (ticker serve keeps its items). "
+        "It prints the reader and desk URLs and a staff token for the desk.",
     )
     listening(demo, "warning")
     demo.add_argument(

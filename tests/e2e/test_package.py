@@ -37,7 +37,9 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("dist")
     # Without isolation: the test environment already holds the declared build backend, and an
     # isolated build would install it twice more on every run.
-    run(sys.executable, "-m", "build", "--no-isolation", "--outdir", out, ROOT)
+    # Run from the output folder: a build/ folder a local build left in the checkout would
+    # otherwise stand in for the "build" package.
+    run(sys.executable, "-m", "build", "--no-isolation", "--outdir", out, ROOT, cwd=out)
     (sdist,) = out.glob("*.tar.gz")
     (wheel,) = out.glob("*.whl")
     return {"sdist": sdist, "wheel": wheel}
