@@ -95,11 +95,11 @@ class Groups(Connection):
         either still pending or dead-lettered, never lost and never both.
         """
         entry = {**fields, **note, "cursor": cursor}
-        keys = [self.keys.dead(group), self.stream_key]
+        keys = [self.dead_letter_key(group), self.stream_key]
         args: list[str | int] = [group, cursor, self.stream_maxlen, *(x for pair in entry.items() for x in pair)]
         script = self.scripts["deadletter"]
         return str(await self._call(lambda: script(keys=keys, args=args)))
 
     async def dead_letters(self, group: str, *, count: int = 100) -> list[tuple[str, dict[str, str]]]:
         """The oldest entries of the group's dead-letter stream."""
-        return list(await self._call(lambda: self.redis.xrange(self.keys.dead(group), count=count)))
+        return list(await self._call(lambda: self.redis.xrange(self.dead_letter_key(group), count=count)))
