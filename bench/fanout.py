@@ -358,6 +358,8 @@ class Bench:
         # Every reader may connect: no cap of ours gets in the way of the measurement.
         room = str(max(50_000, sc.clients + 1000))
         caps = {"TICKER_MAX_CONNECTIONS": room, "TICKER_MAX_CONNECTIONS_PER_ADDRESS": room}
+        # Nor the staff write rate: the producer publishes R/s with one token.
+        caps |= {"TICKER_WRITE_RATE": str(max(100, 10 * sc.rate)), "TICKER_WRITE_BURST": "1000"}
         server = self.procs.start(
             self.server_command(kind, prefix),
             core=self.procs.server_core,

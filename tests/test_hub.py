@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+from tests.support import units
 from ticker.hub import Hub
 from ticker.models import Change
 
@@ -210,23 +211,59 @@ def test_snapshot_next_is_the_page_token_of_the_oldest_item_shown() -> None:
 def test_a_large_fan_out_runs_in_slices_and_lets_the_loop_serve_others() -> None:
     async def run() -> None:
         hub = loaded()
-        hub.fanout_slice = 2
+        hub.fanout_slice_ms = 0  # one write per slice
         sinks = [Sink() for _ in range(5)]
         for sink in sinks:
             hub.join(sink, channel=None, cursor="3-0")
         served: list[int] = []
         asyncio.get_running_loop().call_soon(lambda: served.append(sum(len(s.got) for s in sinks)))
         hub.apply([change(4, "i4")])
-        assert sum(len(s.got) for s in sinks) == 2  # the first slice only
+        assert sum(len(s.got) for s in sinks) == 1  # the first slice only
         late = Sink("text")
         hub.join(late, channel=None, cursor="3-0")  # its replay already has 4-0
         hub.leave(hub.subscribers()[-2])
         await hub.fanned_out()
-        assert served == [2]  # another callback ran between slices
+        assert served == [1]  # another callback ran between slices
         assert [len(s.got) for s in sinks].count(1) == 4 and len(late.got) == 1
         hub.apply([change(5, "i5")])
         hub.apply([change(6, "i6")])  # the fan-out of 5-0 is finished first: order holds
         await hub.fanned_out()
         assert [m["cursor"] for m in late.messages() if m["type"] == "event"] == ["4-0", "5-0", "6-0"]
+
+    asyncio.run(run())
+
+
+def test_a_request_waiting_for_its_answer_pauses_the_fan_out_until_answered() -> None:
+    async def run() -> None:
+        hub = loaded()
+        hub.fanout_slice_ms = 0  # one write per slice
+        hub.fanout_yield_ms = 60_000  # only the answer resumes it here
+        sinks = [Sink() for _ in range(3)]
+        for sink in sinks:
+            hub.join(sink, channel=None, cursor="3-0")
+        hub.hold()
+        hub.apply([change(4, "i4")])
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert sum(len(s.got) for s in sinks) == 1  # paused after the first slice
+        hub.release()
+        await hub.fanned_out()
+        assert [len(s.got) for s in sinks] == [1, 1, 1]
+
+    asyncio.run(run())
+
+
+def test_a_fan_out_paused_for_requests_goes_on_after_its_yield_time() -> None:
+    async def run() -> None:
+        hub = loaded()
+        hub.fanout_slice_ms = 0
+        hub.fanout_yield_ms = 1
+        sinks = [Sink() for _ in range(3)]
+        for sink in sinks:
+            hub.join(sink, channel=None, cursor="3-0")
+        hub.hold()  # a request that never gets its answer does not stop the readers
+        hub.apply([change(4, "i4")])
+        await asyncio.wait_for(hub.fanned_out(), units(10))
+        assert [len(s.got) for s in sinks] == [1, 1, 1]
 
     asyncio.run(run())

@@ -25,6 +25,7 @@ from ticker.http import json_response
 from ticker.hub import Hub
 from ticker.limits import FailureLimit
 from ticker.metrics import Metrics
+from ticker.precedence import AnswersFirst
 from ticker.protocol import CloseCode
 from ticker.reader import Reader
 from ticker.scheduler import Audience, Scheduler
@@ -124,13 +125,15 @@ def create_app(settings: Settings) -> Starlette:
         history_size=settings.history_size,
         snapshot_limit=settings.snapshot_limit,
         snapshot_pool=settings.snapshot_pool,
-        fanout_slice=settings.fanout_slice,
+        fanout_slice_ms=settings.fanout_slice_ms,
+        fanout_yield_ms=settings.fanout_yield_ms,
     )
     routes = [*api.routes, *operations.routes, *sse.routes, *live.routes, *feeds.routes, *pages.routes]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(ReadCors)
     app.add_middleware(Compress)
+    app.add_middleware(AnswersFirst, hub=hub)
     app.state.settings = settings
     app.state.readiness = readiness
     app.state.hub = hub

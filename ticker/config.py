@@ -99,8 +99,10 @@ MAX_WORKERS = 256
 # Connection deadlines and the fan-out's share of the event loop (docs/performance.md).
 DEFAULT_HEADER_TIMEOUT = 10.0
 """Seconds a connection has to send a complete request head; one that trickles it is closed."""
-DEFAULT_FANOUT_SLICE = 250
-"""Writes the fan-out makes before letting the event loop serve others (HTTP, handshakes)."""
+DEFAULT_FANOUT_SLICE_MS = 2.0
+"""Milliseconds one slice of the fan-out writes before letting the event loop serve others."""
+DEFAULT_FANOUT_YIELD_MS = 20.0
+"""Longest the fan-out pauses after a slice while HTTP requests (a publish) wait for their answer."""
 # --- Redis topologies and durable writes -------------------------------------------
 
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+sentinels", "redis+cluster", "redis+clusters")
@@ -289,7 +291,8 @@ class Settings:
     metrics_dir: Path | None = None
     """Where the workers of one ``serve`` share their metrics; set by the supervisor, never by hand."""
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
-    fanout_slice: int = DEFAULT_FANOUT_SLICE
+    fanout_slice_ms: float = DEFAULT_FANOUT_SLICE_MS
+    fanout_yield_ms: float = DEFAULT_FANOUT_YIELD_MS
     min_replicas: int = DEFAULT_MIN_REPLICAS
     """Replicas that must have a write before it is acknowledged (``WAIT``); 0: the primary alone."""
     replica_wait_ms: int = DEFAULT_REPLICA_WAIT_MS
@@ -374,7 +377,8 @@ _PARSERS: dict[str, Any] = {
     # Worker processes.
     "workers": int,
     "header_timeout": float,
-    "fanout_slice": int,
+    "fanout_slice_ms": float,
+    "fanout_yield_ms": float,
     "min_replicas": int,
     "replica_wait_ms": int,
 }
@@ -436,8 +440,10 @@ def validate(settings: Settings) -> None:
         raise ConfigError("login_failure_burst must be at least 1 and login_failure_rate above 0")
     if not 1 <= settings.workers <= MAX_WORKERS:
         raise ConfigError(f"workers must be between 1 and {MAX_WORKERS}, not {settings.workers}")
-    if settings.header_timeout <= 0 or settings.fanout_slice < 1:
-        raise ConfigError("header_timeout must be above 0 seconds and fanout_slice at least 1")
+    if settings.header_timeout <= 0:
+        raise ConfigError("header_timeout must be above 0 seconds")
+    if settings.fanout_slice_ms < 0 or settings.fanout_yield_ms < 0:
+        raise ConfigError("fanout_slice_ms and fanout_yield_ms must be 0 or more milliseconds")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
     try:

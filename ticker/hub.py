@@ -8,12 +8,14 @@ connection's transport ``write``). A sink that cannot keep up reports itself
 ``stalled`` and the hub closes it with 1013; the client resumes by cursor, and
 nobody else waits for it.
 
-A fan-out to many subscribers runs in slices of :attr:`Hub.fanout_slice`
-writes, each slice a callback of its own on the event loop, so HTTP requests
-(a publish above all) and new connections are served between slices however
-many readers there are. The reader waits for :meth:`Hub.fanned_out` before it
-reads again, so changes that arrive meanwhile are sent together, in fewer and
-larger frames (see ``docs/performance.md``).
+A fan-out to many subscribers runs in slices of :attr:`Hub.fanout_slice_ms`
+milliseconds, each slice a callback of its own on the event loop, so new
+connections are served between slices however many readers there are; while
+HTTP requests wait for their answer (:meth:`Hub.hold`, a publish above all),
+the next slice waits for them, up to :attr:`Hub.fanout_yield_ms`. The reader
+waits for :meth:`Hub.fanned_out` before it reads again, so changes that arrive
+meanwhile are sent together, in fewer and larger frames (see
+``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ticker.config import (
-    DEFAULT_FANOUT_SLICE,
+    DEFAULT_FANOUT_SLICE_MS,
+    DEFAULT_FANOUT_YIELD_MS,
     DEFAULT_HISTORY_SIZE,
     DEFAULT_MAX_FRAME_BYTES,
     DEFAULT_SNAPSHOT_LIMIT,
@@ -188,8 +191,10 @@ class Hub:
     snapshot_limit: int = DEFAULT_SNAPSHOT_LIMIT
     snapshot_pool: int = DEFAULT_SNAPSHOT_POOL
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
-    fanout_slice: int = DEFAULT_FANOUT_SLICE
-    """Writes per slice of a fan-out before the event loop serves others."""
+    fanout_slice_ms: float = DEFAULT_FANOUT_SLICE_MS
+    """How long one slice of a fan-out writes before the event loop serves others."""
+    fanout_yield_ms: float = DEFAULT_FANOUT_YIELD_MS
+    """How long the next slice waits at most while HTTP requests wait for their answer."""
 
     def __post_init__(self) -> None:
         self.cursor = "0-0"
@@ -208,6 +213,9 @@ class Hub:
         self._slow: list[Subscriber] = []
         self._writing = False
         self._handle: asyncio.Handle | None = None
+        self._held = 0
+        self._paused: asyncio.AbstractEventLoop | None = None
+        """The loop of a slice put off for requests in progress (:meth:`hold`)."""
 
     # --- state ----------------------------------------------------------------------
 
@@ -317,35 +325,62 @@ class Hub:
     def _slice(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Write one slice of the fan-out and schedule the next (all of it without a loop)."""
         self._handle = None
-        budget = self.fanout_slice if loop is not None else 1 << 62
+        self._paused = None
+        clock = time.perf_counter
+        deadline = clock() + self.fanout_slice_ms / 1000 if loop is not None else float("inf")
         deliveries = 0
         self._writing = True
         try:
-            while self._jobs and budget > 0:
+            while self._jobs:
                 job = self._jobs[0]
-                chunk = job.targets[job.done : job.done + budget]
-                data = job.data
-                for subscriber in chunk:
-                    subscriber.write(data)
-                job.done += len(chunk)
-                budget -= len(chunk)
-                deliveries += len(chunk) * job.messages
-                if job.done >= len(job.targets):
-                    self._jobs.popleft()
+                targets, data, start = job.targets, job.data, job.done
+                end, done = len(targets), start
+                while done < end:
+                    targets[done].write(data)
+                    done += 1
+                    if clock() >= deadline:
+                        break
+                job.done = done
+                deliveries += (done - start) * job.messages
+                if done < end:
+                    break
+                self._jobs.popleft()
         finally:
             self._writing = False
         self.metrics.deliveries.inc(deliveries)
         self._drop_slow()
         if self._jobs and loop is not None:
-            self._handle = loop.call_soon(self._slice, loop)
+            if self._held:
+                self._paused = loop
+                self._handle = loop.call_later(self.fanout_yield_ms / 1000, self._slice, loop)
+            else:
+                self._handle = loop.call_soon(self._slice, loop)
         elif not self._jobs:
             self._done()
+
+    def hold(self) -> None:
+        """An HTTP request waits for its answer: slices wait for it (up to :attr:`fanout_yield_ms`).
+
+        A publish needs several turns of the event loop (the request, Redis, the
+        answer); a slice between each would make staff wait for the readers.
+        """
+        self._held += 1
+
+    def release(self) -> None:
+        """A request held by :meth:`hold` has its answer; the fan-out goes on when none waits."""
+        self._held -= 1
+        loop = self._paused
+        if not self._held and loop is not None and self._handle is not None:
+            self._handle.cancel()
+            self._paused = None
+            self._handle = loop.call_soon(self._slice, loop)
 
     def _finish(self) -> None:
         """Write the rest of a fan-out in progress now (its scheduled slice is cancelled)."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        self._paused = None
         if self._jobs:
             self._slice(None)
 
