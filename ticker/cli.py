@@ -43,6 +43,13 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"ticker: error: {message} (see '{self.prog} --help')\n")
 
 
+def whole(text: str) -> int:
+    """An integer option, in ASCII digits: ``int`` also reads ``٣``, ``３``, ``+3``, `` 3 `` and ``3_0``."""
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (digits 0-9 only)")
+    return int(text)
+
+
 def _parser() -> Parser:
     parser = Parser(prog="ticker", description="Ticker: a live news-ticker event service.")
     parser.add_argument("--version", action="version", version=f"ticker {__version__}")
@@ -56,17 +63,17 @@ def _parser() -> Parser:
 
     serve = sub.add_parser("serve", parents=[common], help="run the server")
     serve.add_argument("--host", help=f"address to bind (default {config.DEFAULT_HOST})")
-    serve.add_argument("--port", type=int, help=f"port (default {config.DEFAULT_PORT}; 0 picks a free one)")
+    serve.add_argument("--port", type=whole, help=f"port (default {config.DEFAULT_PORT}; 0 picks a free one)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "--workers",
-        type=int,
+        type=whole,
         help=f"server processes on the one port (env TICKER_WORKERS; default {config.DEFAULT_WORKERS})",
     )
 
     demo = sub.add_parser("demo", parents=[common], help="run the server with a producer of sample headlines")
     demo.add_argument("--host", help=f"address to bind (default {config.DEFAULT_HOST})")
-    demo.add_argument("--port", type=int, help=f"port (default {config.DEFAULT_PORT}; 0 picks a free one)")
+    demo.add_argument("--port", type=whole, help=f"port (default {config.DEFAULT_PORT}; 0 picks a free one)")
     demo.add_argument("--interval", type=float, default=4.0, help="seconds between sample headlines (default 4)")
     demo.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
 
@@ -102,11 +109,11 @@ def _parser() -> Parser:
     pin.add_argument("--unpin", dest="pinned", action="store_const", const=False)
     update.add_argument("--kind", choices=["update", "correction", "fix"], default=None)
     update.add_argument("--correction", metavar="NOTE", help="what was wrong (implies --kind correction)")
-    update.add_argument("--if-match", type=int, metavar="VERSION")
+    update.add_argument("--if-match", type=whole, metavar="VERSION")
 
     retract = writer("retract", "retract an item (readers see it removed)")
     retract.add_argument("id")
-    retract.add_argument("--if-match", type=int, metavar="VERSION")
+    retract.add_argument("--if-match", type=whole, metavar="VERSION")
 
     tail = sub.add_parser("tail", parents=[common], help="follow the stream of changes, optionally in a consumer group")
     tail.add_argument(
@@ -123,7 +130,7 @@ def _parser() -> Parser:
     tail.add_argument("--consumer", metavar="NAME", help="this member's name in --group (keep it across restarts)")
     tail.add_argument("--channel", help="only changes to items of this channel")
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
-    tail.add_argument("--count", type=int, help="stop after this many changes")
+    tail.add_argument("--count", type=whole, help="stop after this many changes")
 
     token = sub.add_parser("token", parents=[common], help="manage staff tokens")
     tsub = token.add_subparsers(
