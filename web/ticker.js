@@ -21,6 +21,9 @@
   var FRESH_MS = 4000;
   /* Close codes after which reconnecting cannot help (docs/protocol.md). */
   var FINAL_CODES = [1000, 1003, 1008, 1009, 4400];
+  /* A 1008 whose reason starts "origin:" refuses this page's site: only the server's
+     configuration can change that, so the widget asks again only this rarely (jittered up to twice as long). */
+  var REFUSED_RETRY_MS = 10 * 60 * 1000;
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -129,7 +132,8 @@
     socket.onclose = function (event) {
       if (self.socket !== socket) return;
       self.socket = null;
-      if (FINAL_CODES.indexOf(event.code) >= 0) self.handlers.state("offline");
+      if (event.code === 1008 && /^origin:/.test(event.reason)) self.refused(event.reason);
+      else if (FINAL_CODES.indexOf(event.code) >= 0) self.handlers.state("offline");
       else self.retry();
     };
   };
@@ -149,6 +153,17 @@
     var self = this;
     this.timer = setTimeout(function () { self.open(); }, Math.max(BACKOFF_FLOOR_MS, Math.random() * ceiling));
   };
+  /** The server does not allow this site: say why (once in the console), and ask again only after minutes. */
+  Live.prototype.refused = function (reason) {
+    if (!this.warned) {
+      this.warned = true;
+      console.warn("Ticker: " + this.base + " refuses the live ticker on " + location.origin + " (\"" + reason +
+        "\"); the server's TICKER_ALLOWED_ORIGINS must list " + location.origin + ".");
+    }
+    this.handlers.state("refused");
+    var self = this;
+    this.timer = setTimeout(function () { self.open(); }, REFUSED_RETRY_MS * (1 + Math.random()));
+  };
   Live.prototype.retryNow = function () {
     clearTimeout(this.timer);
     this.open();
@@ -161,7 +176,10 @@
     });
   }
 
-  var STATE_TEXT = { connecting: "Connecting\u2026", live: "Live", reconnecting: "Reconnecting\u2026", offline: "Offline" };
+  var STATE_TEXT = {
+    connecting: "Connecting\u2026", live: "Live", reconnecting: "Reconnecting\u2026", offline: "Offline",
+    refused: "This site is not allowed to show the live ticker: the server\u2019s TICKER_ALLOWED_ORIGINS must list it",
+  };
 
   /** The server an element names, else the one this script came from. */
   function serverOf(root) {
