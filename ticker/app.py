@@ -27,6 +27,7 @@ from ticker.limits import FailureLimit
 from ticker.metrics import Metrics
 from ticker.protocol import CloseCode
 from ticker.reader import Reader
+from ticker.scheduler import Audience, Scheduler
 from ticker.store import Store, connect, unavailable
 
 log = logging.getLogger("ticker")
@@ -88,14 +89,22 @@ def create_app(settings: Settings) -> Starlette:
             block_ms=settings.reader_block_ms,
             max_lag=settings.max_reader_lag,
         )
-        task = asyncio.create_task(reader.run(), name="ticker-stream-reader")
+        scheduler = Scheduler(app.state.store, interval=settings.scheduler_interval)
+        audience = Audience(hub, app.state.store, interval=settings.audience_interval)
+        tasks = [
+            asyncio.create_task(reader.run(), name="ticker-stream-reader"),
+            asyncio.create_task(scheduler.run(), name="ticker-scheduler"),
+            asyncio.create_task(audience.run(), name="ticker-audience"),
+        ]
         try:
             yield
         finally:
             hub.close_all(CloseCode.GOING_AWAY, "server shutting down")
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await follow.aclose()
             await client.aclose()
 

@@ -7,6 +7,7 @@ values it needs from a :class:`Settings` instance.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -69,6 +70,16 @@ DEFAULT_SHUTDOWN_GRACE = 5
 """Seconds a stopping process waits for open streams (SSE) before cutting them; WebSockets close at once."""
 DEFAULT_GC_THRESHOLD = 20_000
 """Allocations between young-generation garbage collections in a server process (Python: 700)."""
+DEFAULT_SCHEDULER_INTERVAL = 0.25
+"""Seconds between a process's looks for scheduled items that are due."""
+DEFAULT_AUDIENCE_INTERVAL = 2.0
+"""Seconds between a process's reports of its live readers (kept in Redis for three intervals)."""
+DEFAULT_IMAGE_ORIGINS: tuple[str, ...] = ()
+"""Origins (``https://host``) item photos may come from; empty allows any https origin."""
+LOCAL_IMAGE_HOSTS = ("localhost", "127.0.0.1", "::1")
+"""Hosts an image origin may name with plain http (a local demo serving its own photos)."""
+DEFAULT_RELATIVE_TIMES = True
+"""The reader page shows "5 min ago" beside each time of the last twelve hours."""
 DEFAULT_READER_COUNT = 1000
 DEFAULT_READER_BLOCK_MS = 5000
 DEFAULT_MAX_READER_LAG = 5.0
@@ -123,6 +134,11 @@ class RedisTarget:
     options: tuple[tuple[str, str], ...] = ()
 
 
+def redacted(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages and logs."""
+    return re.sub(r"(://[^/@]*?:)[^/@]*@", r"\1***@", url)
+
+
 def _nodes(netloc: str, default_port: int, url: str) -> tuple[tuple[str, int], ...]:
     nodes = []
     for part in netloc.split(","):
@@ -134,7 +150,7 @@ def _nodes(netloc: str, default_port: int, url: str) -> tuple[tuple[str, int], .
             host, _, port = part.partition(":")
         port = port or str(default_port)
         if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:  # not "¹", "٣"
-            raise ConfigError(f"the Redis URL {url!r} names {part!r}, which is not host:port")
+            raise ConfigError(f"the Redis URL {redacted(url)!r} names {part!r}, which is not host:port")
         nodes.append((host, int(port)))
     return tuple(nodes)
 
@@ -150,7 +166,7 @@ def parse_redis_url(url: str) -> RedisTarget:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in REDIS_SCHEMES:
         raise ConfigError(
-            f"the Redis URL {url!r} must start with one of " + ", ".join(f"{s}://" for s in REDIS_SCHEMES)
+            f"the Redis URL {redacted(url)!r} must start with one of " + ", ".join(f"{s}://" for s in REDIS_SCHEMES)
         )
     scheme = scheme.lower()
     if scheme in ("redis", "rediss", "unix"):
@@ -162,7 +178,8 @@ def parse_redis_url(url: str) -> RedisTarget:
     unknown = [name for name, _ in options if name not in REDIS_URL_OPTIONS]
     if unknown:
         raise ConfigError(
-            f"the Redis URL {url!r} has the unknown option {unknown[0]!r}; known: " + ", ".join(REDIS_URL_OPTIONS)
+            f"the Redis URL {redacted(url)!r} has the unknown option {unknown[0]!r}; known: "
+            + ", ".join(REDIS_URL_OPTIONS)
         )
     sentinel = scheme.startswith("redis+sentinel")
     nodes = _nodes(netloc, DEFAULT_SENTINEL_PORT if sentinel else DEFAULT_REDIS_PORT, url)
@@ -171,11 +188,11 @@ def parse_redis_url(url: str) -> RedisTarget:
     service = ""
     if sentinel:
         if not path or len(path) > 2 or (len(path) == 2 and not (path[1].isascii() and path[1].isdigit())):
-            raise ConfigError(f"the Redis URL {url!r} must end in /service_name or /service_name/db")
+            raise ConfigError(f"the Redis URL {redacted(url)!r} must end in /service_name or /service_name/db")
         service = path[0]
         db = int(path[1]) if len(path) == 2 else 0
     elif path:
-        raise ConfigError(f"the Redis URL {url!r} must name only host:port pairs: a Cluster has no databases")
+        raise ConfigError(f"the Redis URL {redacted(url)!r} must name only host:port pairs: a Cluster has no databases")
     return RedisTarget(
         kind="sentinel" if sentinel else "cluster",
         url=url,
@@ -256,6 +273,11 @@ class Settings:
     reader_count: int = DEFAULT_READER_COUNT
     reader_block_ms: int = DEFAULT_READER_BLOCK_MS
     max_reader_lag: float = DEFAULT_MAX_READER_LAG
+    scheduler_interval: float = DEFAULT_SCHEDULER_INTERVAL
+    audience_interval: float = DEFAULT_AUDIENCE_INTERVAL
+    image_origins: tuple[str, ...] = DEFAULT_IMAGE_ORIGINS
+    """Where item photos may come from; the pages' CSP ``img-src`` lists exactly these."""
+    relative_times: bool = DEFAULT_RELATIVE_TIMES
     # proxies and admission
     trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES
     """Addresses and CIDRs of proxies whose ``X-Forwarded-For`` names the client (``ticker.proxies``)."""
@@ -341,6 +363,10 @@ _PARSERS: dict[str, Any] = {
     "reader_count": int,
     "reader_block_ms": int,
     "max_reader_lag": float,
+    "scheduler_interval": float,
+    "audience_interval": float,
+    "image_origins": _csv,
+    "relative_times": _flag,
     # proxies and admission
     "trusted_proxies": _csv,
     "login_failure_burst": int,
@@ -392,6 +418,15 @@ def validate(settings: Settings) -> None:
         raise ConfigError("history_size, snapshot_limit and reader_count must be at least 1")
     if settings.reader_block_ms < 1:
         raise ConfigError("reader_block_ms must be at least 1")
+    if settings.scheduler_interval <= 0 or settings.audience_interval <= 0:
+        raise ConfigError("scheduler_interval and audience_interval must be above 0 seconds")
+    for origin in settings.image_origins:
+        parts = urlsplit(origin)
+        local = parts.scheme == "http" and (parts.hostname or "") in LOCAL_IMAGE_HOSTS
+        if not (parts.scheme == "https" or local) or not parts.hostname or parts.path not in ("", "/") or parts.query:
+            raise ConfigError(
+                f"image origin {origin!r} must be https://host or https://host:port (http only for localhost)"
+            )
     for name in ("trusted_proxies", "trusted_addresses"):
         try:
             Networks.parse(getattr(settings, name))

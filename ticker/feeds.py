@@ -127,8 +127,13 @@ def json_feed(feed: FeedRequest, before: str | None = None) -> Any:
                 "edit": edit_kind(item),
                 "correction": item.correction,
                 "pinned": item.pinned,
+                "key_event": item.key_event,
+                "urgency": item.urgency,
             },
         }
+        if item.image is not None:
+            entry["image"] = item.image.url
+            entry["_ticker"]["image"] = item.image.model_dump()
         if item.updated_at is not None:
             entry["date_modified"] = format_time(item.updated_at)
         if item.labels:
@@ -197,6 +202,10 @@ def atom_feed(feed: FeedRequest, before: str | None = None) -> str:
         if item.author:
             out.append(f"<author>{_text('name', item.author)}</author>")
         out.append(f'<link rel="alternate" href={quoteattr(item.url or urls.item(item.id))}/>')
+        if item.image is not None:
+            out.append(f'<link rel="enclosure" href={quoteattr(item.image.url)} title={quoteattr(item.image.alt)}/>')
+        if item.key_event:
+            out.append('<category scheme="urn:ticker:key-event" term="key-event"/>')
         for label in item.labels:
             out.append(f"<category term={quoteattr(label)}/>")
         if (kind := edit_kind(item)) is not None:

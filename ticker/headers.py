@@ -32,6 +32,15 @@ CSP = "; ".join(
         "trusted-types 'none'",
     ]
 )
+
+
+def csp(image_origins: tuple[str, ...] = ()) -> str:
+    """The pages' Content-Security-Policy with ``img-src`` for item photos from ``image_origins``
+    (``TICKER_IMAGE_ORIGINS``), or from any https origin when none are set."""
+    images = " ".join(image_origins) if image_origins else "https:"
+    return CSP.replace("img-src 'self' data:", f"img-src 'self' data: {images}")
+
+
 PAGE_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Frame-Options": "DENY",

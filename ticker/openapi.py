@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from ticker import __version__, feeds
-from ticker.models import Item, ItemCreate, ItemEdit
+from ticker.models import Item, ItemCreate, ItemEdit, ScheduledEdit
 
 _ERROR = {
     "type": "object",
@@ -67,7 +67,27 @@ _MODELS: tuple[tuple[str, type[BaseModel], Literal["validation", "serialization"
     ("Item", Item, "serialization"),
     ("ItemCreate", ItemCreate, "validation"),
     ("ItemEdit", ItemEdit, "validation"),
+    ("ScheduledEdit", ScheduledEdit, "validation"),
 )
+_ITEMS = {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}}}
+_HISTORY = {
+    "type": "object",
+    "properties": {
+        "versions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "cursor": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "actor": {"type": "string"},
+                    "ts": {"type": "integer"},
+                    "item": {"anyOf": [{"$ref": "#/components/schemas/Item"}, {"type": "null"}]},
+                },
+            },
+        }
+    },
+}
 
 
 def document() -> dict[str, Any]:
@@ -97,6 +117,7 @@ def document() -> dict[str, Any]:
                         _param("channel", "query", {"type": "string"}),
                         _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 200}),
                         _param("before", "query", {"type": "string"}, "`next` of the previous page"),
+                        _param("q", "query", {"type": "string", "maxLength": 200}, "Words the headline must have"),
                     ],
                     "responses": {"200": _json(_ref("Page"), "A page"), **_errors(400, 503)},
                 },
@@ -131,6 +152,61 @@ def document() -> dict[str, Any]:
                     "parameters": [item_id, if_match],
                     "responses": {"200": _json(_ref("Write"), "Retracted"), **writes, **_errors(412)},
                 },
+            },
+            "/api/items/{id}/history": {
+                "get": {
+                    "summary": "Every change of the item with its kind, actor and time (staff)",
+                    "security": secured,
+                    "parameters": [item_id],
+                    "responses": {"200": _json(_HISTORY, "The history"), **_errors(401, 404, 503)},
+                }
+            },
+            "/api/scheduled": {
+                "get": {
+                    "summary": "Scheduled items, soonest first (staff)",
+                    "security": secured,
+                    "responses": {"200": _json(_ITEMS, "Scheduled items"), **_errors(401, 503)},
+                }
+            },
+            "/api/scheduled/{id}": {
+                "patch": {
+                    "summary": "Change a scheduled item or its time",
+                    "security": secured,
+                    "parameters": [item_id],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("ScheduledEdit")}},
+                    },
+                    "responses": {"200": _json(_ITEMS, "Changed"), **writes},
+                },
+                "delete": {
+                    "summary": "Cancel a scheduled item (nothing is appended)",
+                    "security": secured,
+                    "parameters": [item_id],
+                    "responses": {"200": {"description": "Cancelled"}, **writes},
+                },
+            },
+            "/api/scheduled/{id}/publish": {
+                "post": {
+                    "summary": "Publish a scheduled item now",
+                    "security": secured,
+                    "parameters": [item_id],
+                    "responses": {"200": _json(_ref("Write"), "Published"), **writes},
+                }
+            },
+            "/api/me": {
+                "get": {
+                    "summary": "Who a staff token is: its name and scopes",
+                    "security": secured,
+                    "responses": {"200": {"description": "name and scopes"}, **_errors(401, 503)},
+                }
+            },
+            "/api/readers": {
+                "get": {
+                    "summary": "Live readers per channel, summed over every server process (staff)",
+                    "security": secured,
+                    "responses": {"200": {"description": "channels and total"}, **_errors(401, 503)},
+                }
             },
             "/healthz": {"get": {"summary": "Process alive", "responses": {"200": {"description": "OK"}}}},
             "/readyz": {

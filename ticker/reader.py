@@ -102,6 +102,7 @@ class Reader:
                 raise
             except (RedisError, OSError, TimeoutError, TickerError) as exc:
                 recovering = True
+                await self.store.reconnect()
                 self.hub.metrics.redis_errors.inc()
                 if self.error is None:
                     log.warning(

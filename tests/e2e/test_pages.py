@@ -12,6 +12,7 @@ import pytest
 from tests.support import ServerThread, units
 from ticker import config
 from ticker.errors import ConfigError
+from ticker.headers import csp
 from ticker.models import Item
 from ticker.pages import STATIC_SUFFIXES, WEB_DIR, json_ld
 from ticker.urls import Urls
@@ -33,9 +34,9 @@ def test_pages_send_a_strict_csp_and_hardening_headers(http: httpx.Client) -> No
         assert answer.headers["x-frame-options"] == "DENY"
         assert answer.headers["x-content-type-options"] == "nosniff"
         assert "{{" not in answer.text
-        # No inline script or style: every script has a src, except the JSON-LD data block.
+        # No inline script or style: every script has a src, except JSON data blocks (never executed).
         for tag in re.findall(r"<script[^>]*>", answer.text):
-            assert "src=" in tag or 'type="application/ld+json"' in tag
+            assert "src=" in tag or 'type="application/ld+json"' in tag or 'type="application/json"' in tag
         assert "<style" not in answer.text and " style=" not in answer.text
 
 
@@ -154,3 +155,52 @@ def test_reader_page_advertises_its_feeds(http: httpx.Client) -> None:
     for kind, href in (("application/feed+json", "/feed.json"), ("application/atom+xml", "/feed.atom")):
         assert re.search(rf'<link rel="alternate" type="{re.escape(kind)}"[^>]*href="{href}"', page)
         assert http.get(href).status_code == 200
+
+
+def test_permalink_shows_the_item_its_corrections_and_json_ld_then_a_410_tombstone(
+    http: httpx.Client, admin_token: str
+) -> None:
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    photo = {
+        "url": "https://photos.example/jet.jpg",
+        "alt": "A jet",
+        "caption": "Illustrative",
+        "width": 800,
+        "height": 450,
+    }
+    body = {"id": "jet", "headline": "Jets <b>arrive</b>", "image": photo, "key_event": True}
+    assert http.post("/api/items", json=body, headers=auth).status_code == 201
+    correction = {"kind": "correction", "correction": "Two jets, not three", "headline": "Two jets arrive"}
+    assert http.patch("/api/items/jet", json=correction, headers=auth).status_code == 200
+
+    page = http.get("/items/jet")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "img-src 'self' data: https:" in page.headers["content-security-policy"]
+    assert "Two jets arrive" in page.text and "Two jets, not three" in page.text and "Key event" in page.text
+    assert 'alt="A jet"' in page.text and 'width="800"' in page.text and "{{" not in page.text
+    ld = json.loads(re.search(r'<script type="application/ld\+json" id="item-ld">(.*?)</script>', page.text).group(1))  # type: ignore[union-attr]
+    assert (
+        ld["@type"] == "BlogPosting" and ld["url"].endswith("/items/jet") and ld["image"]["caption"] == "Illustrative"
+    )
+    assert ld["correction"]["text"] == "Two jets, not three"
+    feed = http.get("/feed.json").json()
+    assert feed["items"][0]["url"].endswith("/items/jet") and feed["items"][0]["image"] == photo["url"]
+    listing = json.loads(re.search(r'id="live-blog">(.*?)</script>', http.get("/").text).group(1))  # type: ignore[union-attr]
+    assert listing["liveBlogUpdate"][0]["url"].endswith("/items/jet")
+
+    assert http.delete("/api/items/jet", headers=auth).status_code == 200
+    gone = http.get("/items/jet")
+    assert gone.status_code == 410 and "retracted" in gone.text and "Two jets" not in gone.text
+    assert gone.headers["content-security-policy"] == page.headers["content-security-policy"]
+    assert http.get("/items/never").status_code == 404
+    assert http.get("/items/bad%20id").status_code == 404
+
+
+def test_image_origins_setting_drives_the_csp_and_refuses_plain_http_elsewhere() -> None:
+    loaded = config.load({"TICKER_IMAGE_ORIGINS": "https://photos.example, http://127.0.0.1:8000"})
+    assert loaded.image_origins == ("https://photos.example", "http://127.0.0.1:8000")
+    assert "img-src 'self' data: https://photos.example http://127.0.0.1:8000;" in csp(loaded.image_origins)
+    assert "img-src 'self' data: https:;" in csp(())
+    for bad in ("http://photos.example", "https://photos.example/path", "ftp://x", "photos.example"):
+        with pytest.raises(ConfigError):
+            config.load({"TICKER_IMAGE_ORIGINS": bad})

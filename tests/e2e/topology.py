@@ -54,8 +54,12 @@ class Node:
                 f"sentinel failover-timeout {SERVICE} 5000\n"
             )
             command = [binary("redis-sentinel"), str(config)]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.command = command
         self.client = redis.Redis(port=self.port, decode_responses=True, socket_timeout=units(5))
+        self.start()
+
+    def start(self, *args: str) -> None:
+        self.process = subprocess.Popen([*self.command, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self.alive, timeout=10, what=f"redis on port {self.port}")
 
     @property
