@@ -1,9 +1,10 @@
 """Lighthouse scores of the pages: performance, accessibility, best practices and SEO.
 
-Runs ``ticker demo`` on a free port (embedded Redis in a throw-away folder, the dozen
-back-filled sample headlines, no new ones during the run, so every page is measured as it
-loads, not while items arrive) and Google's Lighthouse in Debian's Chromium against ``/``,
-``/desk`` and, when the server has permalinks, the newest item's ``/items/{id}``: as a phone
+Runs ``ticker demo`` on a free port (embedded Redis in a throw-away folder, its back-filled
+sample headlines, the scheduled ones published at once, no new ones during the run, so every
+page is measured as it loads, not while items arrive) and Google's Lighthouse in Debian's
+Chromium against ``/``, ``/desk`` and, when the server has permalinks, the permalink
+``/items/{id}`` of the newest item with a photo (else the newest): as a phone
 (Lighthouse's default: a simulated slow 4G link and a 4x slower CPU) and as a desktop. Prints
 the four category scores of each page, its Core Web Vitals and every audit that did not pass.
 
@@ -50,7 +51,7 @@ def fail(message: str) -> NoReturn:
 
 
 def start_demo(state: str) -> tuple[subprocess.Popen[str], str]:
-    """``ticker demo`` on a free port; its base URL once the back-filled items are stored."""
+    """``ticker demo`` on a free port; its base URL once its items are stored and published."""
     env = {**os.environ, "TICKER_STATE_DIR": state}
     env.pop("TICKER_REDIS_URL", None)
     demo = subprocess.Popen(
@@ -60,24 +61,29 @@ def start_demo(state: str) -> tuple[subprocess.Popen[str], str]:
         env=env,
     )
     assert demo.stdout is not None
-    base = ""
+    base = token = ""
     deadline = time.monotonic() + START_TIMEOUT
-    while not base and time.monotonic() < deadline:
+    while not (base and token) and time.monotonic() < deadline:
         line = demo.stdout.readline()
         if not line:
             break
         if match := re.search(r"Reader page:\s+(\S+?)/?$", line.strip()):
             base = match.group(1)
-    if not base:
+        if match := re.search(r"Staff token:\s+(\S+)", line):
+            token = match.group(1)
+    if not (base and token):
         demo.kill()
         fail("ticker demo did not start (run scripts/install first)")
     count = -1
-    while time.monotonic() < deadline:
-        items = httpx.get(f"{base}/api/items?limit=50", timeout=10).json()["items"]
-        if items and len(items) == count:
-            return demo, base
-        count = len(items)
-        time.sleep(1)
+    with httpx.Client(base_url=base, timeout=10, headers={"Authorization": f"Bearer {token}"}) as api:
+        while time.monotonic() < deadline:
+            for item in api.get("/api/scheduled").json()["items"]:
+                api.post(f"/api/scheduled/{item['id']}/publish")
+            items = api.get("/api/items?limit=50").json()["items"]
+            if items and len(items) == count:
+                return demo, base
+            count = len(items)
+            time.sleep(1)
     stop(demo)
     fail("the demo's headlines did not appear")
 
@@ -92,11 +98,12 @@ def stop(demo: subprocess.Popen[str]) -> None:
 
 
 def pages(base: str) -> list[str]:
-    """``/``, ``/desk`` and the newest item's permalink when the server serves one."""
+    """``/``, ``/desk`` and a permalink when the server serves them."""
     urls = [f"{base}/", f"{base}/desk"]
-    newest = httpx.get(f"{base}/api/items?limit=1", timeout=10).json()["items"]
-    if newest:
-        permalink = f"{base}/items/{newest[0]['id']}"
+    items = httpx.get(f"{base}/api/items?limit=50", timeout=10).json()["items"]
+    if items:
+        chosen = next((item for item in items if item.get("image")), items[0])
+        permalink = f"{base}/items/{chosen['id']}"
         answer = httpx.get(permalink, timeout=10)
         if answer.status_code == 200 and answer.headers.get("content-type", "").startswith("text/html"):
             urls.append(permalink)

@@ -517,7 +517,9 @@
     this.leadKey = key;
     var img = el("img", "tk-lead-img");
     img.alt = image.alt;
-    img.loading = "lazy";
+    /* Often the largest thing on the first screen (what Lighthouse times as LCP): lazy only
+       when the ticker starts below the first screen, as an embed far down a page may. */
+    img.loading = this.root.getBoundingClientRect().top > window.innerHeight ? "lazy" : "eager";
     img.decoding = "async";
     if (image.width && image.height) {
       img.width = image.width;
