@@ -48,10 +48,11 @@ DEFAULT_DEMO_INTERVAL = 4.0
 
 
 def whole(text: str) -> int:
-    """An integer option, in ASCII digits: ``int`` also reads ``٣``, ``３``, ``+3``, `` 3 `` and ``3_0``."""
-    if not (text.isascii() and text.isdigit()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (digits 0-9 only)")
-    return int(text)
+    """An integer option, by the rule of the integer settings (:func:`ticker.config.whole_number`)."""
+    try:
+        return config.whole_number(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (digits 0-9 only)") from None
 
 
 def help_labels() -> tuple[str, ...]:
