@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -135,5 +136,5 @@ def create_app(settings: Settings) -> Starlette:
     app.state.connections = ConnectionCounter(
         settings.max_connections, settings.max_connections_per_address, frozenset(settings.trusted_addresses)
     )
-    app.state.openapi = openapi.document()
+    app.state.openapi = functools.partial(openapi.document, settings.labels)
     return app

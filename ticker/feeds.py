@@ -24,7 +24,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ticker.api import channel_param, limit_param, store_of
-from ticker.models import Item, format_time
+from ticker.config import MAX_PAGE_LIMIT
+from ticker.models import CHANNEL_PATTERN, Item, format_time
 from ticker.store import Page
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
@@ -199,9 +200,11 @@ async def feed_atom(request: Request) -> Response:
 
 def openapi_paths() -> dict[str, Any]:
     """The feeds' part of the OpenAPI document."""
+    channel = f"^(?:{CHANNEL_PATTERN[1:-1]})?$"
+    limit = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_LIMIT}
     params = [
-        {"name": "channel", "in": "query", "required": False, "schema": {"type": "string"}},
-        {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
+        {"name": "channel", "in": "query", "required": False, "schema": {"type": "string", "pattern": channel}},
+        {"name": "limit", "in": "query", "required": False, "schema": limit},
         {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
         {"name": "If-Modified-Since", "in": "header", "required": False, "schema": {"type": "string"}},
     ]

@@ -1,13 +1,61 @@
-"""The OpenAPI document, built from the same models that validate requests."""
+"""The OpenAPI document, built from the same models that validate requests.
+
+It states every rule the API enforces, so a client (or a fuzzer) generating
+requests from it gets what it expects: a request the document allows is
+accepted, one it forbids is refused with a JSON error. Pydantic's schemas give
+the shapes; this module adds what they cannot see: the plain-text rule as a
+pattern (trimmed length, refused characters, derived from the models' own
+validation), the URL form, the label vocabulary, which edit fields may be null,
+and how ``kind`` and ``correction`` go together.
+"""
 
 from __future__ import annotations
 
+import functools
+import unicodedata
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ticker import __version__, feeds
-from ticker.models import Item, ItemCreate, ItemEdit
+from ticker.config import MAX_PAGE_LIMIT
+from ticker.models import (
+    CHANNEL_PATTERN,
+    CONTENT_FIELDS,
+    ID_PATTERN,
+    MAX_AUTHOR,
+    MAX_CORRECTION,
+    MAX_HEADLINE,
+    MAX_LABELS,
+    MAX_URL,
+    EditKind,
+    Item,
+    ItemCreate,
+    ItemEdit,
+)
+
+LIMIT_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_LIMIT}
+BEFORE_PATTERN = r"^[0-9]{15}:[A-Za-z0-9_-]{1,64}$"
+IF_MATCH_PATTERN = r'^\s*(?:\*|(?:W/)?"?[0-9]{1,18}"?)\s*$'
+URL_PATTERN = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?::[1-9][0-9]{0,3})?(?:[/?#][!#-\[\]-~]*)?$"
+)
+"""The links the document promises to accept: an ASCII host name, an optional port, printable ASCII after it.
+
+The API accepts a little more (IP literals, see ``docs/api.md``); what it
+refuses, the document never offers.
+"""
+PUBLISHED_PATTERN = r"^(?:197[1-9]|19[89][0-9]|20[01][0-9])-"
+"""Back-dated times the document offers: 1971 to 2019. The API takes any time from 1970 (UTC)
+to five minutes ahead of its clock, a range no static pattern can follow."""
+_TEXT_SUSPECTS = ("Cc", "Cf", "Zl", "Zp", "Zs")
+"""The Unicode categories whose characters the plain-text rule looks at; letters, marks,
+digits, punctuation and symbols are always plain text. Lone surrogates (JSON's ``"\\ud800"``)
+are refused too, but are no characters a pattern can name."""
+_SUSPECT_PLANES = (range(0x10000), range(0x10000, 0x20000), range(0xE0000, 0xF0000))
+"""Where Unicode puts every character of those categories: the first two planes and the tags' plane."""
 
 _ERROR = {
     "type": "object",
@@ -63,6 +111,98 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str = "")
     return {"name": name, "in": where, "schema": schema, "description": description, "required": where == "path"}
 
 
+def _plain(value: str) -> bool:
+    """Whether the API takes ``value`` as plain text (asked of the models' own validation)."""
+    try:
+        ItemEdit.model_validate({"kind": EditKind.FIX, "author": value})
+    except ValidationError:
+        return False
+    return True
+
+
+def _class(code_points: Iterable[int], *, negate: bool) -> str:
+    """A regular-expression character class of ``code_points``, in ranges."""
+    ranges: list[list[int]] = []
+    for code in sorted(code_points):
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+
+    def char(code: int) -> str:
+        return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+
+    body = "".join(char(a) if a == b else f"{char(a)}-{char(b)}" for a, b in ranges)
+    return f"[{'^' if negate else ''}{body}]"
+
+
+@functools.cache
+def _text_classes() -> tuple[str, str, str]:
+    """Whitespace (what trimming removes), a character that may start or end a text, one inside it."""
+    noncharacters = [
+        *range(0xFDD0, 0xFDF0),
+        *(plane + last for plane in range(0, 0x110000, 0x10000) for last in (0xFFFE, 0xFFFF)),
+    ]
+    categorized = (code for plane in _SUSPECT_PLANES for code in plane)
+    suspects = sorted({*noncharacters, *(c for c in categorized if unicodedata.category(chr(c)) in _TEXT_SUSPECTS)})
+    space = [code for code in suspects if chr(code).isspace()]
+    end = [code for code in suspects if not chr(code).isspace() and not _plain(chr(code))]
+    inside = [code for code in suspects if not _plain(f"a{chr(code)}a")]
+    return _class(space, negate=False), _class(space + end, negate=True), _class(inside, negate=True)
+
+
+def text_pattern(limit: int) -> str:
+    """The plain-text rule as a pattern: 1 to ``limit`` characters once trimmed, none refused."""
+    space, end, inside = _text_classes()
+    return f"^{space}*{end}(?:{inside}{{0,{limit - 2}}}{end})?{space}*$"
+
+
+def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A property's schema without null: itself, or its non-null branch when it may be null."""
+    for branch in schema.get("anyOf", ()):
+        if branch.get("type") != "null":
+            return dict(branch)
+    return schema
+
+
+def _tighten(schema: dict[str, Any], labels: Sequence[str], *, not_null: Sequence[str] = ()) -> dict[str, Any]:
+    """A request model's schema with the rules its validators enforce."""
+    properties: dict[str, Any] = schema["properties"]
+    for name in not_null:
+        kept = {k: v for k, v in properties[name].items() if k not in ("anyOf", "default")}
+        properties[name] = {**_non_null(properties[name]), **kept}
+    for name, limit in (("headline", MAX_HEADLINE), ("author", MAX_AUTHOR), ("correction", MAX_CORRECTION)):
+        if name in properties:
+            _set_string_rule(properties[name], {"pattern": text_pattern(limit)})
+    _set_string_rule(properties["url"], {"pattern": URL_PATTERN, "maxLength": MAX_URL})
+    if "published_at" in properties:
+        _set_string_rule(properties["published_at"], {"pattern": PUBLISHED_PATTERN})
+    label_list = {"enum": list(labels)}
+    _set_array_rule(properties["labels"], {"items": {"type": "string", **label_list}, "maxItems": MAX_LABELS})
+    return schema
+
+
+def _set_string_rule(prop: dict[str, Any], rule: dict[str, Any]) -> None:
+    target = next((b for b in prop.get("anyOf", ()) if b.get("type") == "string"), prop)
+    target.update(rule)
+
+
+def _set_array_rule(prop: dict[str, Any], rule: dict[str, Any]) -> None:
+    target = next((b for b in prop.get("anyOf", ()) if b.get("type") == "array"), prop)
+    target.update(rule, uniqueItems=True)
+
+
+def _edit_rules(schema: dict[str, Any]) -> dict[str, Any]:
+    """An edit changes a field, or is a correction; a note comes with kind ``correction`` only."""
+    correction = {"properties": {"kind": {"const": EditKind.CORRECTION.value}}, "required": ["kind"]}
+    schema["properties"]["correction"] = _non_null(schema["properties"]["correction"])
+    schema["allOf"] = [
+        {"anyOf": [*({"required": [name]} for name in (*CONTENT_FIELDS, "pinned")), correction]},
+        {"if": correction, "then": {"required": ["correction"]}, "else": {"not": {"required": ["correction"]}}},
+    ]
+    return schema
+
+
 _MODELS: tuple[tuple[str, type[BaseModel], Literal["validation", "serialization"]], ...] = (
     ("Item", Item, "serialization"),
     ("ItemCreate", ItemCreate, "validation"),
@@ -70,16 +210,28 @@ _MODELS: tuple[tuple[str, type[BaseModel], Literal["validation", "serialization"
 )
 
 
-def document() -> dict[str, Any]:
-    """The whole OpenAPI 3.1 document for ``/openapi.json``."""
+@functools.cache
+def document(labels: tuple[str, ...]) -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document for ``/openapi.json``, with the deployment's label vocabulary."""
     schemas = {
         name: model.model_json_schema(mode=mode, ref_template="#/components/schemas/{model}")
         for name, model, mode in _MODELS
     }
     for schema in list(schemas.values()):
         schemas.update(schema.pop("$defs", {}))
-    item_id = _param("id", "path", {"type": "string"})
-    if_match = _param("If-Match", "header", {"type": "string"}, "The version the change expects")
+    _tighten(schemas["ItemCreate"], labels)
+    _edit_rules(_tighten(schemas["ItemEdit"], labels, not_null=("headline", "channel", "pinned", "labels")))
+    item_id = _param("id", "path", {"type": "string", "pattern": ID_PATTERN})
+    before = {"type": "string", "pattern": f"^(?:{BEFORE_PATTERN[1:-1]})?$"}
+    if_match = _param(
+        "If-Match", "header", {"type": "string", "pattern": IF_MATCH_PATTERN}, "The version the change expects"
+    )
+    channel = _param(
+        "channel",
+        "query",
+        {"type": "string", "pattern": f"^(?:{CHANNEL_PATTERN[1:-1]})?$"},
+        "One channel; all if empty",
+    )
     secured: list[dict[str, list[str]]] = [{"bearer": []}]
     writes = _errors(400, 401, 403, 404, 413, 415, 422, 429, 503)
     return {
@@ -94,9 +246,9 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "Latest items, newest first",
                     "parameters": [
-                        _param("channel", "query", {"type": "string"}),
-                        _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 200}),
-                        _param("before", "query", {"type": "string"}, "`next` of the previous page"),
+                        channel,
+                        _param("limit", "query", LIMIT_SCHEMA),
+                        _param("before", "query", before, "`next` of the previous page"),
                     ],
                     "responses": {"200": _json(_ref("Page"), "A page"), **_errors(400, 503)},
                 },
@@ -143,9 +295,9 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "Live changes as Server-Sent Events (see docs/protocol.md); resumes by Last-Event-ID",
                     "parameters": [
-                        {"name": "channel", "in": "query", "schema": {"type": "string"}},
-                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-                        {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+                        channel,
+                        _param("cursor", "query", {"type": "string"}, "Resume after it; an unknown one resets"),
+                        _param("Last-Event-ID", "header", {"type": "string"}, "Wins over `cursor`"),
                     ],
                     "responses": {
                         "200": {"description": "An event stream", "content": {"text/event-stream": {}}},
