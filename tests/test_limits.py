@@ -1,4 +1,5 @@
-from ticker.limits import KeyedBuckets, TokenBucket
+from ticker.limits import ConnectionCounter, FailureLimit, KeyedBuckets, TokenBucket
+from ticker.proxies import Networks
 
 
 def test_bucket_allows_burst_then_rate() -> None:
@@ -14,3 +15,34 @@ def test_keyed_buckets_are_independent() -> None:
     assert buckets.take("a", 0) == 0
     assert buckets.take("a", 0) > 0
     assert buckets.take("b", 0) == 0
+
+
+def test_failure_limit_counts_failures_per_key_and_refills() -> None:
+    limit = FailureLimit(rate=0.5, burst=3)
+    assert limit.wait("a", 0) == 0
+    for _ in range(3):
+        limit.fail("a", 0)
+    assert limit.wait("a", 0) == 2.0 and limit.wait("b", 0) == 0
+    assert limit.wait("a", 1) == 1.0 and limit.wait("a", 2) == 0
+
+
+def test_failure_limit_forgets_keys_that_have_refilled() -> None:
+    limit = FailureLimit(rate=1, burst=2)
+    for i in range(100):
+        limit.fail(f"10.0.0.{i}", 0)
+    limit.fail("late", 10)
+    assert set(limit.buckets) == {"late"}
+
+
+def test_connection_counter_exempts_trusted_networks_from_the_address_cap_only() -> None:
+    counter = ConnectionCounter(limit=3, per_address=1, trusted=Networks.parse(["10.0.0.0/8"]))
+    counter.add("192.0.2.1")
+    assert counter.refuse("192.0.2.1") == "address"
+    counter.add("10.0.0.1")
+    assert counter.refuse("10.0.0.1") is None
+    counter.add("10.0.0.1")
+    assert counter.refuse("10.0.0.1") == "full"
+    counter.remove("10.0.0.1")
+    counter.remove("10.0.0.1")
+    counter.remove("192.0.2.1")
+    assert counter.total == 0 and counter.by_address == {}

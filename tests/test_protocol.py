@@ -130,3 +130,16 @@ def test_origin_allow_list() -> None:
     assert origin_allowed("https://partner.example", "news.example", ("https://partner.example",))
     assert origin_allowed("https://any.example", "news.example", ("*",))
     assert not origin_allowed("null", "news.example", ())
+
+
+def test_origin_is_checked_against_the_public_url_not_the_host() -> None:
+    public = "https://news.example/live"
+    # Whoever forges Origin forges Host to match: with a public URL the Host says nothing.
+    assert not origin_allowed("https://evil.example", "evil.example", (), public_url=public)
+    assert not origin_allowed("http://news.example", "news.example", (), public_url=public)
+    assert not origin_allowed("https://news.example:8443", "news.example:8443", (), public_url=public)
+    assert origin_allowed("https://news.example", "127.0.0.1:8000", (), public_url=public)
+    assert origin_allowed("https://NEWS.example:443", "evil.example", (), public_url=public)
+    assert origin_allowed("https://partner.example", "evil.example", ("https://partner.example",), public_url=public)
+    assert origin_allowed(None, "evil.example", (), public_url=public)
+    assert not origin_allowed("null", "evil.example", (), public_url=public)

@@ -16,13 +16,15 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ticker import api, feeds, live, openapi, pages, sse
+from ticker import api, feeds, live, openapi, operations, pages, sse
+from ticker.admission import Admission
 from ticker.config import Settings
 from ticker.errors import ConfigError, TickerError
+from ticker.headers import ReadCors, SecurityHeaders
+from ticker.http import json_response
 from ticker.hub import Hub
-from ticker.limits import ConnectionCounter, KeyedBuckets
+from ticker.limits import FailureLimit, KeyedBuckets
 from ticker.metrics import Metrics
 from ticker.protocol import CloseCode
 from ticker.reader import Reader
@@ -30,37 +32,10 @@ from ticker.store import Store, connect, unavailable
 
 log = logging.getLogger("ticker")
 
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"strict-origin-when-cross-origin"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-]
-
-
-class SecurityHeaders:
-    """Adds hardening headers to every HTTP response (pure ASGI: streaming stays streaming)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name for name, _ in message.get("headers", [])}
-                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in present]
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
 
 async def ticker_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TickerError)
-    return api.json_response(exc.to_json(), exc.status, exc.headers)
+    return json_response(exc.to_json(), exc.status, exc.headers)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -68,13 +43,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     codes = {404: "not_found", 405: "method_not_allowed"}
     error = TickerError(exc.detail or "error")
     body = {"error": {"code": codes.get(exc.status_code, "bad_request"), "message": error.message, "fields": []}}
-    return api.json_response(body, exc.status_code, dict(exc.headers or {}))
+    return json_response(body, exc.status_code, dict(exc.headers or {}))
 
 
 async def redis_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RedisError)
     error = unavailable(exc)
-    return api.json_response(error.to_json(), error.status, error.headers)
+    return json_response(error.to_json(), error.status, error.headers)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -120,21 +95,20 @@ def create_app(settings: Settings) -> Starlette:
 
     handlers: dict[Any, Any] = {TickerError: ticker_error, HTTPException: http_error, RedisError: redis_error}
     hub = Hub(
-        metrics=Metrics(),
+        metrics=Metrics(shared_dir=settings.metrics_dir),
         history_size=settings.history_size,
         snapshot_limit=settings.snapshot_limit,
         snapshot_pool=settings.snapshot_pool,
     )
-    routes = [*api.routes, *sse.routes, *live.routes, *feeds.routes, *pages.routes]
+    routes = [*api.routes, *operations.routes, *sse.routes, *live.routes, *feeds.routes, *pages.routes]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(pages.ReadCors)
+    app.add_middleware(ReadCors)
     app.state.settings = settings
     app.state.write_limits = KeyedBuckets(settings.write_rate, settings.write_burst)
     app.state.readiness = readiness
     app.state.hub = hub
-    app.state.connections = ConnectionCounter(
-        settings.max_connections, settings.max_connections_per_address, frozenset(settings.trusted_addresses)
-    )
+    app.state.admission = Admission(settings)
+    app.state.login_failures = FailureLimit(settings.login_failure_rate, settings.login_failure_burst)
     app.state.openapi = functools.partial(openapi.document, settings.labels)
     return app

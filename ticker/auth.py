@@ -20,6 +20,9 @@ from ticker.models import format_time, now
 from ticker.store import Store
 
 TOKEN_PREFIX = "tk_"
+TOKEN_BYTES = 32
+TOKEN_PATTERN = re.compile(r"tk_[A-Za-z0-9_-]{43}")
+"""Every token :func:`create_token` makes: the prefix and 32 bytes in URL-safe base64."""
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
@@ -61,7 +64,7 @@ async def create_token(store: Store, name: str, scopes: frozenset[Scope]) -> str
     """Create a named token and return its secret (the only time it is seen)."""
     if not NAME_PATTERN.fullmatch(name):
         raise InvalidInput(f"token name {name!r} must be 1-64 of A-Z a-z 0-9 _ . @ -")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
     digest = hash_token(token)
     record = {"scopes": sorted(s.value for s in scopes), "hash": digest, "created_at": format_time(now())}
     await store.add_token(name, digest, record)
@@ -69,13 +72,19 @@ async def create_token(store: Store, name: str, scopes: frozenset[Scope]) -> str
 
 
 async def authenticate(store: Store, authorization: str | None) -> Staff:
-    """The staff member behind an ``Authorization: Bearer`` header, or 401."""
+    """The staff member behind an ``Authorization: Bearer`` header, or 401.
+
+    A token of the wrong shape is refused without a Redis round trip.
+    """
     if not authorization:
         raise Unauthorized("this needs a staff token: send 'Authorization: Bearer <token>'")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-    digest = hash_token(token.strip())
+    token = token.strip()
+    if not TOKEN_PATTERN.fullmatch(token):  # no token ever had this shape: no need to ask Redis
+        raise Unauthorized("unknown or revoked token")
+    digest = hash_token(token)
     found = await store.use_token(digest, format_time(now()))
     if found is None or not hmac.compare_digest(found[1]["hash"], digest):
         raise Unauthorized("unknown or revoked token")

@@ -16,20 +16,18 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from redis.exceptions import RedisError
 
-from ticker import __version__, config
+from ticker import __version__, config, process
 from ticker.auth import create_token, parse_scopes
 from ticker.client import Client
 from ticker.config import Settings
 from ticker.consumer import NEW, Consumer, check_name, follow, start_id
-from ticker.embedded import EmbeddedRedis
 from ticker.errors import ConfigError, InvalidInput, TickerError
 from ticker.models import CHANNEL_PATTERN, Event, ItemCreate, ItemEdit, is_channel, parse
 from ticker.store import Store, WriteResult, connect
@@ -60,6 +58,11 @@ def _parser() -> Parser:
     serve.add_argument("--host", help=f"address to bind (default {config.DEFAULT_HOST})")
     serve.add_argument("--port", type=int, help=f"port (default {config.DEFAULT_PORT}; 0 picks a free one)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help=f"server processes on the one port (env TICKER_WORKERS; default {config.DEFAULT_WORKERS})",
+    )
 
     demo = sub.add_parser("demo", parents=[common], help="run the server with a producer of sample headlines")
     demo.add_argument("--host", help=f"address to bind (default {config.DEFAULT_HOST})")
@@ -144,19 +147,6 @@ def _parser() -> Parser:
 # --- Redis and settings ------------------------------------------------------
 
 
-@contextlib.contextmanager
-def redis_url(settings: Settings) -> Iterator[str]:
-    """The configured Redis URL, or the embedded Redis (started if needed, stopped after)."""
-    if settings.redis_url:
-        yield settings.redis_url
-        return
-    embedded = EmbeddedRedis(settings.state_dir)
-    try:
-        yield embedded.start()
-    finally:
-        embedded.stop()
-
-
 @contextlib.asynccontextmanager
 async def open_store(settings: Settings, url: str) -> AsyncIterator[Store]:
     client = connect(url, socket_connect_timeout=5)
@@ -167,7 +157,7 @@ async def open_store(settings: Settings, url: str) -> AsyncIterator[Store]:
 
 
 def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[int]]) -> int:
-    with redis_url(settings) as url:
+    with process.redis_url(settings) as url:
 
         async def go() -> int:
             async with open_store(settings, url) as store:
@@ -361,82 +351,31 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     return run_with_store(settings, work)
 
 
-def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto must say TCP: asyncio sets TCP_NODELAY on accepted connections only then, and
-    # without it Nagle's algorithm holds every small write for a delayed ACK (~40 ms).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port") from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
-def _server_class() -> type[Any]:
-    import signal
-
-    from ticker.server import Server as TickerServer
-
-    class Server(TickerServer):
-        """uvicorn, but SIGINT/SIGTERM end ``run()`` normally instead of being re-raised after
-        shutdown, so the embedded Redis is stopped cleanly behind it."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                yield
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-
-    return Server
-
-
-def serve(settings: Settings, *, log_level: str = "info", banner: Callable[[str], None] | None = None) -> int:
-    """Run one server process until SIGINT/SIGTERM."""
-    from ticker.app import create_app
-    from ticker.server import uvicorn_config
-
-    server_class = _server_class()
-    sock = bind(settings.host, settings.port)
-    with redis_url(settings) as url:
-        settings = settings.with_overrides(redis_url=url)
-        host, port = sock.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
-        print(f"Ticker serving on http://{shown}:{port} (Redis: {url})", flush=True)
-        if banner:
-            banner(f"http://{shown}:{port}")
-        server = server_class(uvicorn_config(create_app(settings), settings, log_level=log_level))
-        server.run(sockets=[sock])
-    return 0
+def serve_banner(base: str, redis: str) -> str:
+    return f"Ticker serving on {base} (Redis: {redis})"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quiet = args.command not in ("serve", "demo")
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    process.configure_logging(logging.WARNING if quiet else logging.INFO)
     try:
         settings = config.load().with_overrides(
             redis_url=args.redis_url,
             prefix=args.prefix,
             host=getattr(args, "host", None),
             port=getattr(args, "port", None),
+            workers=getattr(args, "workers", None),
             url=getattr(args, "server", None),
             token=getattr(args, "token", None),
         )
         config.validate(settings)
         if args.command == "serve":
-            return serve(settings, log_level=args.log_level)
+            if settings.workers > 1:
+                from ticker import workers
+
+                return workers.serve(settings, banner=serve_banner, log_level=args.log_level)
+            return process.serve(settings, banner=serve_banner, log_level=args.log_level)
         if args.command == "demo":
             from ticker import demo
 

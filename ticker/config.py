@@ -11,9 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ticker.errors import ConfigError
+from ticker.proxies import Networks
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -41,6 +43,8 @@ DEFAULT_TRUSTED_ADDRESSES = ("127.0.0.1", "::1")
 DEFAULT_DISPLAY_TIMEZONE = "UTC"
 DEFAULT_LOCALE = "en-GB"
 DEFAULT_SITE_NAME = "Ticker"
+DEFAULT_PUBLIC_URL: str | None = None
+"""Unset: absolute URLs start with the request's own scheme and ``Host`` (see ``ticker/urls.py``)."""
 DEFAULT_ALLOWED_ORIGINS: tuple[str, ...] = ()
 """Browser origins allowed on the live socket besides the server's own; ``*`` allows any."""
 DEFAULT_MAX_CONNECTIONS = 50_000
@@ -71,6 +75,18 @@ DEFAULT_READER_BLOCK_MS = 5000
 DEFAULT_MAX_READER_LAG = 5.0
 """Seconds behind the stream head past which ``/readyz`` says not ready."""
 
+# --- proxies and admission -------------------------------------------------------------
+DEFAULT_TRUSTED_PROXIES = ("127.0.0.1", "::1")
+"""Peers whose ``X-Forwarded-For`` is believed (addresses and CIDRs): a proxy on this host."""
+DEFAULT_LOGIN_FAILURE_BURST = 10
+"""Failed logins one client address may make at once before 429."""
+DEFAULT_LOGIN_FAILURE_RATE = 0.2
+"""Failed logins per second one client address earns back after the burst (one per 5 s)."""
+# Worker processes (``ticker serve --workers N``).
+DEFAULT_WORKERS = 1
+"""Server processes sharing one port; past one, a supervisor starts them and restarts any that dies."""
+MAX_WORKERS = 256
+
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
     """Where the embedded Redis keeps its data: per user, surviving restarts."""
@@ -98,6 +114,7 @@ class Settings:
     """Staff writes per second allowed per token (token bucket)."""
     write_burst: int = DEFAULT_WRITE_BURST
     trusted_addresses: tuple[str, ...] = DEFAULT_TRUSTED_ADDRESSES
+    """Client addresses and CIDRs exempt from the per-address connection cap (after proxies are resolved)."""
     display_timezone: str = DEFAULT_DISPLAY_TIMEZONE
     locale: str = DEFAULT_LOCALE
     site_name: str = DEFAULT_SITE_NAME
@@ -106,10 +123,13 @@ class Settings:
     """A running server (for the CLI's writing commands); ``None`` means straight to Redis."""
     token: str | None = None
     """Staff token the CLI sends to :attr:`url`."""
+    public_url: str | None = DEFAULT_PUBLIC_URL
+    """Where readers reach the service (``https://news.example``, a path prefix allowed), without
+    a trailing slash: the start of every absolute URL written, and the live socket's own origin."""
     allowed_origins: tuple[str, ...] = DEFAULT_ALLOWED_ORIGINS
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_connections_per_address: int = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
-    """Live connections from one address; :attr:`trusted_addresses` are exempt."""
+    """Live connections (WebSocket and SSE) from one client address; :attr:`trusted_addresses` are exempt."""
     client_buffer_bytes: int = DEFAULT_CLIENT_BUFFER_BYTES
     send_buffer_bytes: int = DEFAULT_SEND_BUFFER_BYTES
     direct_frames: bool = DEFAULT_DIRECT_FRAMES
@@ -126,6 +146,16 @@ class Settings:
     reader_count: int = DEFAULT_READER_COUNT
     reader_block_ms: int = DEFAULT_READER_BLOCK_MS
     max_reader_lag: float = DEFAULT_MAX_READER_LAG
+    # proxies and admission
+    trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES
+    """Addresses and CIDRs of proxies whose ``X-Forwarded-For`` names the client (``ticker.proxies``)."""
+    login_failure_burst: int = DEFAULT_LOGIN_FAILURE_BURST
+    login_failure_rate: float = DEFAULT_LOGIN_FAILURE_RATE
+
+    # Worker processes.
+    workers: int = DEFAULT_WORKERS
+    metrics_dir: Path | None = None
+    """Where the workers of one ``serve`` share their metrics; set by the supervisor, never by hand."""
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-``None`` values replaced (CLI flags win over env)."""
@@ -138,6 +168,21 @@ def _flag(value: str) -> bool:
     if value.strip().lower() in ("0", "false", "no", "off"):
         return False
     raise ValueError(value)
+
+
+def public_url(value: str) -> str:
+    """``TICKER_PUBLIC_URL`` without its trailing slash: an absolute http(s) URL with a host,
+    and no user, query, fragment or backslash (a path prefix is allowed)."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or "\\" in value:
+        raise ValueError(value)
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        raise ValueError(value)
+    try:
+        parts.port  # noqa: B018 - an out-of-range port raises here
+    except ValueError:
+        raise ValueError(value) from None
+    return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -161,6 +206,7 @@ _PARSERS: dict[str, Any] = {
     "site_name": str,
     "url": str,
     "token": str,
+    "public_url": public_url,
     "allowed_origins": _csv,
     "max_connections": int,
     "max_connections_per_address": int,
@@ -179,7 +225,15 @@ _PARSERS: dict[str, Any] = {
     "reader_count": int,
     "reader_block_ms": int,
     "max_reader_lag": float,
+    # proxies and admission
+    "trusted_proxies": _csv,
+    "login_failure_burst": int,
+    "login_failure_rate": float,
+    # Worker processes.
+    "workers": int,
 }
+
+_EXPECTED = {"public_url": "an absolute http(s) URL such as https://news.example, without user, query or fragment"}
 
 ENV_VARS = {name: f"TICKER_{name.upper()}" for name in _PARSERS}
 """The environment variable behind each setting, e.g. ``TICKER_REDIS_URL``."""
@@ -196,7 +250,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         try:
             values[name] = _PARSERS[name](raw)
         except ValueError:
-            raise ConfigError(f"{var}={raw!r} is not valid; expected {_PARSERS[name].__name__}") from None
+            expected = _EXPECTED.get(name, _PARSERS[name].__name__)
+            raise ConfigError(f"{var}={raw!r} is not valid; expected {expected}") from None
     settings = Settings(**values)
     validate(settings)
     return settings
@@ -219,6 +274,15 @@ def validate(settings: Settings) -> None:
         raise ConfigError("history_size, snapshot_limit and reader_count must be at least 1")
     if settings.reader_block_ms < 1:
         raise ConfigError("reader_block_ms must be at least 1")
+    for name in ("trusted_proxies", "trusted_addresses"):
+        try:
+            Networks.parse(getattr(settings, name))
+        except ValueError as exc:
+            raise ConfigError(f"{ENV_VARS[name]}: {exc}") from None
+    if settings.login_failure_burst < 1 or settings.login_failure_rate <= 0:
+        raise ConfigError("login_failure_burst must be at least 1 and login_failure_rate above 0")
+    if not 1 <= settings.workers <= MAX_WORKERS:
+        raise ConfigError(f"workers must be between 1 and {MAX_WORKERS}, not {settings.workers}")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
     try:

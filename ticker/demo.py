@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
+from ticker import process
 from ticker.auth import Scope, create_token
 from ticker.config import DEFAULT_PREFIX, Settings
 from ticker.models import ItemCreate, ItemEdit, now, parse
@@ -198,19 +199,16 @@ def banner(base_url: str, token: str, interval: float) -> str:
 def run(settings: Settings, *, interval: float = DEFAULT_INTERVAL, log_level: str = "warning") -> int:
     """Start Redis (embedded unless configured), the server and the producer; block until Ctrl+C."""
     from ticker.app import create_app
-    from ticker.cli import _server_class, bind, redis_url
-    from ticker.server import uvicorn_config
 
     settings = demo_settings(settings)
-    sock = bind(settings.host, settings.port)
-    with redis_url(settings) as url:
+    sock = process.bind(settings.host, settings.port)
+    with process.redis_url(settings) as url:
         settings = settings.with_overrides(redis_url=url)
-        host, port = sock.getsockname()[:2]
-        base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        base = process.base_url(sock)
 
         async def main() -> None:
             store, token = await prepare(settings, url)
-            server = _server_class()(uvicorn_config(create_app(settings), settings, log_level=log_level))
+            server = process.build_server(create_app(settings), settings, log_level=log_level)
             producer = asyncio.create_task(Producer(store, load_samples()).run(interval))
             print(banner(base, token, interval), flush=True)
             try:

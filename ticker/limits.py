@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ticker.proxies import Networks
+
 
 @dataclass(slots=True)
 class TokenBucket:
@@ -17,15 +19,27 @@ class TokenBucket:
     def __post_init__(self) -> None:
         self._level = float(self.burst)
 
+    def level(self, at: float) -> float:
+        """Events available at time ``at`` (not taken)."""
+        if self._at is None:
+            return self._level
+        return min(float(self.burst), self._level + (at - self._at) * self.rate)
+
+    def wait(self, at: float) -> float:
+        """Seconds from ``at`` until one event is available; 0 if one is now."""
+        level = self.level(at)
+        if level >= 1:
+            return 0.0
+        return (1 - level) / self.rate if self.rate > 0 else float("inf")
+
     def take(self, at: float) -> float:
         """Take one event at time ``at``; 0 if allowed, else seconds until it would be."""
-        if self._at is not None:
-            self._level = min(float(self.burst), self._level + (at - self._at) * self.rate)
+        self._level = self.level(at)
         self._at = at
         if self._level >= 1:
             self._level -= 1
             return 0.0
-        return (1 - self._level) / self.rate if self.rate > 0 else float("inf")
+        return self.wait(at)
 
 
 @dataclass(slots=True)
@@ -45,11 +59,14 @@ class KeyedBuckets:
 
 @dataclass(slots=True)
 class ConnectionCounter:
-    """Open connections in total and per address; ``trusted`` addresses skip the per-address cap."""
+    """Open live connections (WebSocket and SSE) in total and per client address.
+
+    ``trusted`` addresses skip the per-address cap, never the total.
+    """
 
     limit: int
     per_address: int
-    trusted: frozenset[str] = frozenset()
+    trusted: Networks = field(default_factory=Networks)
     total: int = 0
     by_address: dict[str, int] = field(default_factory=dict)
 
@@ -72,3 +89,32 @@ class ConnectionCounter:
             self.by_address[address] = left
         else:
             self.by_address.pop(address, None)
+
+
+@dataclass(slots=True)
+class FailureLimit:
+    """Failed attempts per key (a client address): a :class:`TokenBucket` each, spent only by failures.
+
+    Buckets that have refilled are forgotten now and then, so the table holds
+    only the keys failing lately, however many addresses have ever failed.
+    """
+
+    rate: float
+    burst: int
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    _swept: float = field(init=False, default=float("-inf"))
+
+    def wait(self, key: str, at: float) -> float:
+        """Seconds ``key`` must wait before it may try again; 0 if it may now."""
+        bucket = self.buckets.get(key)
+        return 0.0 if bucket is None else bucket.wait(at)
+
+    def fail(self, key: str, at: float) -> None:
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = TokenBucket(self.rate, self.burst)
+        bucket.take(at)
+        if at - self._swept >= self.burst / self.rate:
+            self._swept = at
+            for stale in [k for k, b in self.buckets.items() if b.level(at) >= self.burst]:
+                del self.buckets[stale]

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
-from starlette.datastructures import Headers
 from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from ticker.admission import Admission, Refusal
 from ticker.config import Settings
 from ticker.hub import Hub
-from ticker.limits import ConnectionCounter
 from ticker.metrics import Metrics
 from ticker.models import CHANNEL_PATTERN, is_channel
-from ticker.protocol import CloseCode, origin_allowed
+from ticker.protocol import CloseCode
 from ticker.server import FRAMES_EXTENSION
 from ticker.sinks import FrameSink, QueueSink
 
@@ -29,20 +28,12 @@ async def refuse(websocket: WebSocket, metrics: Metrics, code: int, reason: str)
     await websocket.close(code, reason)
 
 
-def check(websocket: WebSocket, settings: Settings, counter: ConnectionCounter, address: str) -> tuple[int, str] | None:
-    """The close code and reason for a connection that may not proceed, else None."""
-    headers = Headers(scope=websocket.scope)  # not cached on the socket: see live()
-    if not origin_allowed(headers.get("origin"), headers.get("host"), settings.allowed_origins):
-        return CloseCode.POLICY, "origin: not allowed"
-    channel = websocket.query_params.get("channel") or None
-    if channel is not None and not is_channel(channel):
-        return CloseCode.BAD_REQUEST, f"channel: must match {CHANNEL_PATTERN}"
-    over = counter.refuse(address)
-    if over == "full":
-        return CloseCode.TRY_AGAIN, "full: too many connections; try again later"
-    if over == "address":
-        return CloseCode.TOO_MANY, "address: too many connections from this address"
-    return None
+REFUSALS = {
+    Refusal.ORIGIN: (CloseCode.POLICY, "origin: not allowed"),
+    Refusal.FULL: (CloseCode.TRY_AGAIN, "full: too many connections; try again later"),
+    Refusal.ADDRESS: (CloseCode.TOO_MANY, "address: too many connections from this address"),
+}
+"""The close code and reason for each way :mod:`ticker.admission` refuses a stream."""
 
 
 async def loaded(hub: Hub) -> bool:
@@ -60,13 +51,15 @@ async def live(websocket: WebSocket) -> None:
     state = websocket.app.state
     hub: Hub = state.hub
     settings: Settings = state.settings
-    counter: ConnectionCounter = state.connections
-    address = websocket.client.host if websocket.client else ""
-    refusal = check(websocket, settings, counter, address)
-    if refusal is not None:
-        await refuse(websocket, hub.metrics, *refusal)
+    admission: Admission = state.admission
+    channel = websocket.query_params.get("channel") or None
+    if channel is not None and not is_channel(channel):
+        await refuse(websocket, hub.metrics, CloseCode.BAD_REQUEST, f"channel: must match {CHANNEL_PATTERN}")
         return
-    counter.add(address)
+    ticket = admission.admit(websocket.scope, admission.client(websocket.scope))
+    if isinstance(ticket, Refusal):
+        await refuse(websocket, hub.metrics, *REFUSALS[ticket])
+        return
     try:
         if not await loaded(hub):
             await refuse(websocket, hub.metrics, CloseCode.TRY_AGAIN, "loading: the server is starting")
@@ -74,7 +67,6 @@ async def live(websocket: WebSocket) -> None:
         await websocket.accept()
         frames = settings.direct_frames and websocket.scope.get("extensions", {}).get(FRAMES_EXTENSION)
         sink = FrameSink(frames["writer"], limit=settings.client_buffer_bytes) if frames else QueueSink(websocket)
-        channel = websocket.query_params.get("channel") or None
         subscriber = hub.join(sink, channel=channel, cursor=websocket.query_params.get("cursor") or None)
         # Nothing reads the handshake headers from here on; an idle connection need not keep them.
         websocket.scope["headers"] = []
@@ -83,7 +75,7 @@ async def live(websocket: WebSocket) -> None:
         finally:
             hub.leave(subscriber)
     finally:
-        counter.remove(address)
+        ticket.release()
 
 
 class Endpoint:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from ticker import __version__, feeds
 from ticker.config import MAX_PAGE_LIMIT
+from ticker.http import BEFORE
 from ticker.models import (
     CHANNEL_PATTERN,
     CONTENT_FIELDS,
@@ -36,7 +37,6 @@ from ticker.models import (
 )
 
 LIMIT_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_LIMIT}
-BEFORE_PATTERN = r"^[0-9]{15}:[A-Za-z0-9_-]{1,64}$"
 IF_MATCH_PATTERN = r'^\s*(?:\*|(?:W/)?"?[0-9]{1,18}"?)\s*$'
 URL_PATTERN = (
     r"^[Hh][Tt][Tt][Pp][Ss]?://(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
@@ -222,7 +222,7 @@ def document(labels: tuple[str, ...]) -> dict[str, Any]:
     _tighten(schemas["ItemCreate"], labels)
     _edit_rules(_tighten(schemas["ItemEdit"], labels, not_null=("headline", "channel", "pinned", "labels")))
     item_id = _param("id", "path", {"type": "string", "pattern": ID_PATTERN})
-    before = {"type": "string", "pattern": f"^(?:{BEFORE_PATTERN[1:-1]})?$"}
+    before = {"type": "string", "pattern": f"^(?:{BEFORE.pattern[1:-1]})?$"}
     if_match = _param(
         "If-Match", "header", {"type": "string", "pattern": IF_MATCH_PATTERN}, "The version the change expects"
     )

@@ -1,20 +1,21 @@
-"""The reader page ``/``, the desk ``/desk`` and the files of ``ticker/web/``, with their headers.
+"""The reader page ``/``, the desk ``/desk``, the widget settings and the files of ``web/`` (shipped as ``ticker.web``).
 
 Pages are static HTML with a few values filled in (display time zone, locale,
 site name and the schema.org JSON-LD); everything dynamic happens in
-``ticker/web/ticker.js`` and ``ticker/web/desk.js`` under a strict Content-Security-Policy:
+``web/ticker.js`` and ``web/desk.js`` under a strict Content-Security-Policy:
 no inline script or style, no ``eval``, and Trusted Types required, so no
 string can ever become HTML.
 
 The embeddable widget is ``/static/ticker.js`` on a foreign site: it reads
 ``/widget.json`` and ``GET /api/items`` across origins, which
-:class:`ReadCors` allows for anonymous reads only (no credentials, GET/HEAD).
+:class:`ticker.headers.ReadCors` allows for anonymous reads only (no credentials, GET/HEAD).
 """
 
 from __future__ import annotations
 
 import html
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,68 +23,51 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticker.config import DEFAULT_CHANNEL, Settings
-from ticker.models import Item
+from ticker.headers import PAGE_HEADERS
+from ticker.http import settings_of
+from ticker.models import Item, format_time
+from ticker.urls import Urls
 
-WEB_DIR = Path(__file__).resolve().parent / "web"
+WEB_DIR = Path(str(resources.files("ticker.web")))
 """The page sources: HTML, JavaScript and CSS, served as they are (no build step)."""
 JSON_LD_ITEMS = 20
 
-CSP = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "object-src 'none'",
-        "require-trusted-types-for 'script'",
-        "trusted-types 'none'",
-    ]
-)
-PAGE_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Frame-Options": "DENY",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
-    "Cache-Control": "no-cache",
-}
-CORS_PREFIXES = ("/api/items", "/api/events", "/widget.json", "/static/", "/feed.json", "/feed.atom")
-"""Anonymous reads a widget on another site makes; staff writes never get CORS."""
 
-
-def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def blog_posting(item: dict[str, Any], base_url: str) -> dict[str, Any]:
-    posting = {
+def blog_posting(item: Item, urls: Urls) -> dict[str, Any]:
+    """One item as a schema.org ``BlogPosting``, as mapped in ``docs/stream.md``."""
+    permalink = urls.item(item.id)
+    posting: dict[str, Any] = {
         "@type": "BlogPosting",
-        "@id": f"{base_url}api/items/{item['id']}",
-        "headline": item["headline"],
-        "datePublished": item["published_at"],
-        "dateModified": item["updated_at"] or item["published_at"],
+        "@id": f"{permalink}#posting",
+        "identifier": item.id,
+        "headline": item.headline,
+        "url": item.url or permalink,
+        "datePublished": format_time(item.published_at),
+        "dateModified": format_time(item.updated_at or item.published_at),
+        "articleSection": item.channel,
     }
-    if item["url"]:
-        posting["url"] = item["url"]
-    if item["labels"]:
-        posting["keywords"] = item["labels"]
+    if item.labels:
+        posting["keywords"] = item.labels
+    if item.author:
+        posting["author"] = {"@type": "Person", "name": item.author}
+    if item.lang:
+        posting["inLanguage"] = item.lang
+    if item.correction:
+        posting["correction"] = {"@type": "CorrectionComment", "text": item.correction}
     return posting
 
 
-def json_ld(settings: Settings, items: list[Item], base_url: str) -> str:
+def json_ld(settings: Settings, items: list[Item], urls: Urls) -> str:
     """schema.org ``LiveBlogPosting`` for the page, safe inside a ``<script>`` element."""
-    updates = [blog_posting(item.model_dump(mode="json"), base_url) for item in items]
+    updates = [blog_posting(item, urls) for item in items]
     data: dict[str, Any] = {
         "@context": "https://schema.org",
         "@type": "LiveBlogPosting",
+        "@id": urls.home(),
         "headline": settings.site_name,
-        "url": base_url,
+        "url": urls.home(),
         "liveBlogUpdate": updates,
     }
     if items:
@@ -113,7 +97,8 @@ def page_values(settings: Settings) -> dict[str, str]:
 async def reader(request: Request) -> Response:
     settings = settings_of(request)
     page = await request.app.state.store.page(limit=JSON_LD_ITEMS)
-    values = page_values(settings) | {"jsonld": json_ld(settings, page.items, str(request.base_url))}
+    urls = Urls.of(request)
+    values = page_values(settings) | {"jsonld": json_ld(settings, page.items, urls), "base": html.escape(urls.base)}
     return render("index.html", values)
 
 
@@ -132,34 +117,6 @@ async def widget_settings(request: Request) -> Response:
         "channel": DEFAULT_CHANNEL,
     }
     return Response(json.dumps(body), media_type="application/json", headers={"Cache-Control": "max-age=60"})
-
-
-class ReadCors:
-    """``Access-Control-Allow-Origin: *`` on anonymous reads (GET/HEAD of public paths)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] not in ("GET", "HEAD")
-            or not scope["path"].startswith(CORS_PREFIXES)
-        ):
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"access-control-allow-origin", b"*"),
-                    (b"access-control-expose-headers", b"etag"),
-                    (b"cross-origin-resource-policy", b"cross-origin"),
-                ]
-            await send(message)
-
-        await self.app(scope, receive, send_with_cors)
 
 
 routes = [

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from urllib.parse import urlsplit
 
-_CURSOR = re.compile(r"^(\d{1,15})-(\d{1,19})$")
+_CURSOR = re.compile(r"^([0-9]{1,15})-([0-9]{1,19})$")
 CURSOR_FUTURE_SKEW_MS = 60_000
 """How far a cursor may be ahead of the newest change a process knows (another read it first)."""
 
@@ -201,16 +201,37 @@ def sse_text(messages: Sequence[Message]) -> bytes:
 SSE_HEARTBEAT = b": keep-alive\n\n"
 
 
-def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str]) -> bool:
-    """Whether a WebSocket handshake's ``Origin`` may connect.
+def origin_of(url: str) -> str | None:
+    """The browser origin of an absolute http(s) URL (scheme, host, non-default port), or None."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    default = {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(parts.scheme.lower())
+    if default is None or not parts.hostname or "@" in parts.netloc:
+        return None
+    suffix = "" if port in (None, default) else f":{port}"
+    return f"{parts.scheme.lower()}://{parts.hostname.lower()}{suffix}"
 
-    No ``Origin`` is a non-browser client: allowed. A browser origin must be the
-    server's own (its host and port equal the ``Host`` header) or on ``allowed``
-    (``*`` allows any).
+
+def origin_allowed(
+    origin: str | None, host: str | None, allowed: Sequence[str], *, public_url: str | None = None
+) -> bool:
+    """Whether a browser's ``Origin`` may open a live connection (``/ws``, ``/api/events``).
+
+    No ``Origin`` is a non-browser client: allowed. A browser origin must be on
+    ``allowed`` (``*`` allows any) or be the server's own: the origin of
+    ``public_url`` when that is set (``TICKER_PUBLIC_URL``; the ``Host`` header
+    is then ignored, since whoever sends the Origin can send a matching Host),
+    else the one whose host and port equal the ``Host`` header.
     """
     if origin is None:
         return True
     if "*" in allowed or origin in allowed:
         return True
+    if public_url is not None:
+        own = origin_of(public_url)
+        return own is not None and origin_of(origin) == own
     netloc = urlsplit(origin).netloc.lower()
     return bool(netloc) and host is not None and netloc == host.lower()

@@ -207,5 +207,6 @@ def uvicorn_config(app: Any, settings: Settings, **kwargs: Any) -> uvicorn.Confi
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=settings.shutdown_grace,
         lifespan="on",
+        proxy_headers=False,  # ticker.proxies resolves X-Forwarded-For (uvicorn would believe the left-most entry)
         **kwargs,
     )

@@ -14,6 +14,7 @@ from ticker import config
 from ticker.errors import ConfigError
 from ticker.models import Item
 from ticker.pages import json_ld
+from ticker.urls import Urls
 
 
 @pytest.fixture
@@ -71,15 +72,25 @@ def test_json_ld_cannot_end_its_script_block() -> None:
             "updated_at": "2024-11-17T15:00:00Z",
             "labels": ["opinion"],
             "url": "https://example.com/a",
+            "channel": "sport",
+            "author": "Olena Hart",
+            "lang": "en-GB",
+            "correction": "The score was 3-1",
         }
     )
-    text = json_ld(config.Settings(), [item], "https://ticker.example/")
+    text = json_ld(config.Settings(), [item], Urls("https://ticker.example"))
     assert "<" not in text and ">" not in text and "&" not in text
     data = json.loads(text)
     assert data["@type"] == "LiveBlogPosting" and data["dateModified"] == "2024-11-17T15:00:00.000Z"
+    assert data["url"] == "https://ticker.example/"
     update = data["liveBlogUpdate"][0]
     assert update["headline"] == "</script><!-- & more" and update["keywords"] == ["opinion"]
     assert update["url"] == "https://example.com/a"
+    # The mapping in docs/stream.md: the permalink (not the API) names the posting.
+    assert update["@id"] == "https://ticker.example/items/a#posting" and update["identifier"] == "a"
+    assert update["author"] == {"@type": "Person", "name": "Olena Hart"}
+    assert update["inLanguage"] == "en-GB" and update["articleSection"] == "sport"
+    assert update["correction"] == {"@type": "CorrectionComment", "text": "The score was 3-1"}
 
 
 def test_display_settings_come_from_the_environment() -> None:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from datetime import timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import feedparser
 import httpx
 import pytest
+from starlette.requests import Request
 
-from tests.support import ServerThread
+from tests.support import ServerThread, units
+from ticker.config import Settings
+from ticker.feeds import not_modified, validators
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 FEED_KEYS = {
@@ -50,6 +56,7 @@ ITEM_KEYS = {
 }
 TOMBSTONE = "{http://purl.org/atompub/tombstones/1.0}"
 ATOM = "{http://www.w3.org/2005/Atom}"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 
 @pytest.fixture
@@ -150,7 +157,7 @@ def test_atom_feed_validates_with_tombstones(http: httpx.Client, newsroom: dict[
 
     root = ET.fromstring(response.content)
     [tombstone] = root.findall(f"{TOMBSTONE}deleted-entry")
-    assert tombstone.get("ref", "").endswith("/api/items/gone") and tombstone.get("when")
+    assert tombstone.get("ref", "").endswith("/items/gone") and tombstone.get("when")
     assert tombstone.get("ref") not in [e.findtext(f"{ATOM}id") for e in root.findall(f"{ATOM}entry")]
 
 
@@ -171,7 +178,8 @@ def test_conditional_get_answers_304_until_something_changes(
     assert first.headers["access-control-allow-origin"] == "*", "partners' pages may read the feeds"
     again = http.get(path, headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
-    assert http.get(path, headers={"If-Modified-Since": modified}).status_code == 304
+    a_second_later = format_datetime(parsedate_to_datetime(modified) + timedelta(seconds=1), usegmt=True)
+    assert http.get(path, headers={"If-Modified-Since": a_second_later}).status_code == 304
     assert http.get(path, headers={"If-None-Match": '"other"', "If-Modified-Since": modified}).status_code == 200
 
     http.post("/api/items", json={"headline": "Fresh news"}, headers=newsroom)
@@ -180,7 +188,18 @@ def test_conditional_get_answers_304_until_something_changes(
 
 
 @pytest.mark.parametrize(
-    "params", [{"channel": "Not A Slug"}, {"channel": "x" * 40}, {"limit": "0"}, {"limit": "many"}]
+    "params",
+    [
+        {"channel": "Not A Slug"},
+        {"channel": "x" * 40},
+        {"limit": "0"},
+        {"limit": "many"},
+        {"limit": "\u00b9"},  # superscript one: str.isdigit says yes, int() says no
+        {"limit": "\u0663"},  # Arabic-Indic three: int() reads 3
+        {"limit": "\uff13"},  # fullwidth three
+        {"limit": " 3"},
+        {"before": "\u0661" * 15 + ":x"},
+    ],
 )
 def test_bad_feed_parameters_are_json_400(http: httpx.Client, params: dict[str, str]) -> None:
     for path in ("/feed.json", "/feed.atom"):
@@ -199,3 +218,61 @@ def test_an_empty_feed_is_still_valid(http: httpx.Client) -> None:
 def test_feeds_are_in_the_openapi_document(http: httpx.Client) -> None:
     paths = http.get("/openapi.json").json()["paths"]
     assert {"/feed.json", "/feed.atom"} <= set(paths) and "304" in paths["/feed.atom"]["get"]["responses"]
+
+
+def test_a_change_in_the_same_second_as_last_modified_is_not_hidden() -> None:
+    """Last-Modified has whole seconds; the feed's head has milliseconds, and they decide."""
+    changed_at = "1732000000700-0"  # 0.7 s into the second that Last-Modified names
+    last_modified = validators("1732000000100-0")["Last-Modified"]
+    assert validators(changed_at)["Last-Modified"] == last_modified
+
+    def asks(since: str) -> Request:
+        return Request({"type": "http", "method": "GET", "headers": [(b"if-modified-since", since.encode())]})
+
+    assert not not_modified(asks(last_modified), changed_at)
+    assert not_modified(asks(last_modified), "1732000000000-5")
+    a_second_later = format_datetime(parsedate_to_datetime(last_modified) + timedelta(seconds=1), usegmt=True)
+    assert not_modified(asks(a_second_later), changed_at)
+
+
+def test_json_feed_pages_with_next_url_and_atom_says_its_language(http: httpx.Client, newsroom: dict[str, str]) -> None:
+    first = http.get("/feed.json", params={"limit": "2"}).json()
+    check_json_feed(first)
+    assert [i["id"] for i in first["items"]] == ["fixed", "edited"] and first["language"] == "en-GB"
+    second = http.get(first["next_url"]).json()
+    assert [i["id"] for i in second["items"]] == ["plain"] and "next_url" not in second
+    assert "limit=2" in first["next_url"] and second["feed_url"] == first["next_url"]
+
+    root = ET.fromstring(http.get("/feed.atom", params={"limit": "2"}).content)
+    assert root.get(XML_LANG) == "en-GB"
+    [after] = [link.get("href") for link in root.findall(f"{ATOM}link") if link.get("rel") == "next"]
+    older = ET.fromstring(http.get(str(after)).content)
+    [plain] = older.findall(f"{ATOM}entry")
+    assert plain.get(XML_LANG) == "en" and plain.findtext(f"{ATOM}title") == "Markets open <b>flat</b> & calm"
+
+
+def test_public_url_starts_every_absolute_url_whatever_the_host(settings: Settings, admin_token: str) -> None:
+    public = ServerThread(dataclasses.replace(settings, public_url="https://news.example/live")).start()
+    try:
+        with httpx.Client(base_url=public.url, headers={"Host": "evil.example"}, timeout=units(10)) as http:
+            auth = {"Authorization": f"Bearer {admin_token}"}
+            assert http.post("/api/items", json={"id": "a", "headline": "One"}, headers=auth).status_code == 201
+            assert http.post("/api/items", json={"id": "b", "headline": "Two"}, headers=auth).status_code == 201
+            assert http.delete("/api/items/b", headers=auth).status_code == 200
+            doc = http.get("/feed.json", params={"limit": "1", "channel": "news"}).json()
+            atom = http.get("/feed.atom").text
+            page = http.get("/").text
+    finally:
+        public.stop()
+    urls = [doc["home_page_url"], doc["feed_url"], doc["items"][0]["url"]]
+    assert urls == [
+        "https://news.example/live/",
+        "https://news.example/live/feed.json?channel=news&limit=1",
+        "https://news.example/live/items/a",
+    ]
+    root = ET.fromstring(atom)
+    assert root.findtext(f"{ATOM}id") == "https://news.example/live/feed.atom"
+    assert [e.findtext(f"{ATOM}id") for e in root.findall(f"{ATOM}entry")] == ["https://news.example/live/items/a"]
+    assert root.find(f"{TOMBSTONE}deleted-entry").get("ref") == "https://news.example/live/items/b"  # type: ignore[union-attr]
+    assert "evil.example" not in atom and "evil.example" not in page and "127.0.0.1" not in page
+    assert '"@id":"https://news.example/live/items/a#posting"' in page

@@ -129,6 +129,36 @@ def test_foreign_origin_is_refused_and_own_origin_allowed(server: ServerThread) 
     assert asyncio.run(first_messages(url, 1, origin=f"http://{own}"))[0]["type"] == "snapshot"  # type: ignore[arg-type]
 
 
+def raw_handshake_close_code(url: str, host: str, origin: str) -> int:
+    """A hand-written handshake (any Host header) and the close code the server answers it with."""
+    address = httpx.URL(url)
+    with socket.create_connection((address.host, address.port or 80), timeout=units(10)) as sock:
+        request = (
+            f"GET /ws HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        sock.sendall(request.encode())
+        data = b""
+        while b"\r\n\r\n" not in data or len(data) < data.index(b"\r\n\r\n") + 8:
+            chunk = sock.recv(4096)
+            assert chunk, f"closed after {data!r}"
+            data += chunk
+    head, _, frame = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    assert frame[0] == 0x88, frame  # a close frame: the refusal carries its code
+    return int.from_bytes(frame[2:4], "big")
+
+
+def test_origin_is_checked_against_the_public_url(settings: Settings) -> None:
+    public = ServerThread(dataclasses.replace(settings, public_url="https://news.example")).start()
+    try:
+        assert raw_handshake_close_code(public.url, "evil.example", "https://evil.example") == 1008
+        url = f"{public.ws_url}/ws"
+        assert asyncio.run(first_messages(url, 1, origin="https://news.example"))[0]["type"] == "snapshot"  # type: ignore[arg-type]
+    finally:
+        public.stop()
+
+
 def test_unexpected_and_oversized_client_frames(server: ServerThread) -> None:
     url = f"{server.ws_url}/ws"
     assert asyncio.run(close_code(url, "hello")) == 1003
@@ -286,6 +316,61 @@ def test_sse_from_now_and_resume_with_last_event_id(server: ServerThread, http: 
         "reset",
         "snapshot",
     ]
+
+
+def sse_first_event(http: httpx.Client, url: str, **headers: str) -> dict[str, Any]:
+    with http.stream("GET", url, headers=headers) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                message: dict[str, Any] = json.loads(line[6:])
+                return message
+    raise AssertionError("the stream ended without an event")
+
+
+def test_sse_last_event_id_wins_over_the_cursor_parameter(server: ServerThread, http: httpx.Client) -> None:
+    """A browser's EventSource reconnects to its first URL, ?cursor= included, and adds Last-Event-ID."""
+    first = publish(http, "one")
+    second = publish(http, "two")
+    publish(http, "three")
+    message = sse_first_event(http, f"/api/events?cursor={first}", **{"Last-Event-ID": second})
+    assert message["item"]["headline"] == "three"
+    assert sse_first_event(http, f"/api/events?cursor={first}")["item"]["headline"] == "two"
+
+
+def opens(http: httpx.Client, **headers: str) -> bool:
+    with http.stream("GET", "/api/events", headers=headers) as response:
+        return response.status_code == 200
+
+
+def test_sse_is_admitted_like_the_websocket(settings: Settings) -> None:
+    """Origin allow-list, the per-address cap shared with /ws, the global cap; JSON errors with Retry-After."""
+    running = ServerThread(
+        dataclasses.replace(settings, max_connections=2, max_connections_per_address=1, trusted_addresses=())
+    ).start()
+    http = httpx.Client(base_url=running.url, timeout=units(10))
+
+    def refused(status: int, code: str, **headers: str) -> httpx.Response:
+        answer = http.get("/api/events", headers=headers)
+        assert answer.status_code == status, answer.text
+        assert answer.json()["error"]["code"] == code
+        return answer
+
+    try:
+        refused(403, "forbidden", Origin="http://evil.example")
+        with http.stream("GET", "/api/events", headers={"Origin": running.url}) as held:
+            assert held.status_code == 200
+            assert int(refused(429, "rate_limited").headers["retry-after"]) >= 1
+            assert asyncio.run(close_code(f"{running.ws_url}/ws")) == 4429
+            # The loopback peer is a trusted proxy by default: its X-Forwarded-For names the client.
+            with http.stream("GET", "/api/events", headers={"X-Forwarded-For": "198.51.100.1"}) as other:
+                assert other.status_code == 200
+                full = refused(503, "unavailable", **{"X-Forwarded-For": "198.51.100.2"})
+                assert int(full.headers["retry-after"]) >= 1
+        # Both streams ended: their places are given back.
+        wait_for(lambda: opens(http), what="a stream admitted again")
+    finally:
+        http.close()
+        running.stop()
 
 
 def test_metrics_and_readiness(server: ServerThread, http: httpx.Client) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Iterator
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import make_token
-from tests.support import ServerThread
+from tests.support import ServerThread, bound_socket
 from ticker.auth import Scope
 from ticker.config import Settings
 from ticker.store import Store, connect
@@ -216,6 +217,44 @@ def test_rate_limit_on_staff_writes(redis_url: str, prefix: str, tmp_path: objec
             limited = post(http, token, {"headline": "h3"})
             assert_error(limited, 429, "rate_limited")
             assert int(limited.headers["retry-after"]) >= 1
+    finally:
+        running.stop()
+
+
+def test_failed_logins_are_limited_per_client_address(settings: Settings) -> None:
+    limited = dataclasses.replace(settings, login_failure_burst=3, login_failure_rate=0.01)
+    good = make_token(limited, "desk", Scope.PUBLISH)
+    running = ServerThread(limited).start()
+    guess = "tk_" + "A" * 43
+    try:
+        with httpx.Client(base_url=running.url, timeout=10) as http:
+            # No token at all is not a guess: it never counts.
+            assert [http.post("/api/items", json={}).status_code for _ in range(5)] == [401] * 5
+            assert [post(http, guess, {"headline": "x"}).status_code for _ in range(3)] == [401] * 3
+            locked = assert_error(post(http, guess, {"headline": "x"}), 429, "rate_limited")
+            assert "failed logins" in str(locked["message"])
+            # While locked out even the right token learns nothing.
+            answer = post(http, good, {"headline": "x"})
+            assert_error(answer, 429, "rate_limited")
+            assert int(answer.headers["retry-after"]) >= 1
+            # The loopback peer is a trusted proxy by default: another forwarded client is not locked out.
+            other = {"X-Forwarded-For": "198.51.100.7"}
+            assert post(http, good, {"headline": "from elsewhere"}, **other).status_code == 201
+    finally:
+        running.stop()
+
+
+def test_tokens_of_the_wrong_shape_are_refused_without_asking_redis(settings: Settings) -> None:
+    """With Redis unreachable, a token that could be real gets 503; one that could not gets 401."""
+    closed = bound_socket()
+    port = closed.getsockname()[1]
+    closed.close()
+    running = ServerThread(dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{port}/0")).start()
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as http:
+            for wrong in ("tk_short", "tk_" + "A" * 44, "tk_" + "A" * 42 + "!", "x" * 46, "TK_" + "A" * 43):
+                assert_error(post(http, wrong, {"headline": "x"}), 401, "unauthorized")
+            assert_error(post(http, "tk_" + "A" * 43, {"headline": "x"}), 503, "unavailable")
     finally:
         running.stop()
 
