@@ -13,7 +13,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*>=\s*([^,;\s]+)\s*(;.*)?$")
+REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*>=\s*([^,;\s]+)\s*(?:,\s*<[^,;\s]+\s*)?(;.*)?$")
 
 
 def pins(requirements: list[str]) -> list[str]:
@@ -22,7 +22,7 @@ def pins(requirements: list[str]) -> list[str]:
     for requirement in requirements:
         match = REQUIREMENT.match(requirement)
         if match is None:
-            raise SystemExit(f"lowest_pins: {requirement!r} needs one '>=' lower bound and no upper bound")
+            raise SystemExit(f"lowest_pins: {requirement!r} needs a '>=' lower bound (and at most a '<' upper one)")
         name, extras, version, marker = match.groups()
         pinned.append(f"{name}{extras or ''}=={version}{marker or ''}")
     return pinned

@@ -11,6 +11,10 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import httpx
+from hypercorn.asyncio import serve
+from hypercorn.config import Config as HypercornConfig
+
 from ticker.app import create_app
 from ticker.config import Settings
 from ticker.server import Server, uvicorn_config
@@ -77,3 +81,48 @@ class ServerThread:
         self.server.should_exit = True
         self.thread.join(units(30))
         self.sock.close()
+
+
+class HypercornThread:
+    """The same app under Hypercorn, another ASGI server: the portable path, without ``ticker.frames``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        sock = bound_socket()
+        port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}"
+        self.config = HypercornConfig()
+        self.config.bind = [f"fd://{sock.detach()}"]  # Hypercorn owns the listening socket from here
+        self.config.websocket_max_message_size = settings.max_client_frame
+        self.config.websocket_ping_interval = settings.ping_interval
+        self.config.loglevel = "WARNING"
+        self.config.graceful_timeout = 0.2
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopping: asyncio.Event | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self.loop = asyncio.get_running_loop()
+            self.stopping = asyncio.Event()
+            await serve(create_app(self.settings), self.config, shutdown_trigger=self.stopping.wait)  # type: ignore[arg-type]
+
+        asyncio.run(main())
+
+    def start(self) -> HypercornThread:
+        self.thread.start()
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, timeout=20, what="Hypercorn start")
+        return self
+
+    def stop(self) -> None:
+        if self.loop is not None and self.stopping is not None:
+            self.loop.call_soon_threadsafe(self.stopping.set)
+        self.thread.join(units(30))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -28,19 +29,24 @@ def change(n: int, item_id: str, op: str = "publish", **kw: Any) -> Change:
 
 
 class Sink:
+    """Keeps what it is given; past ``room`` bytes it tells the hub it is stalled, as flow control does."""
+
     def __init__(self, kind: str = "ws", room: int = 1_000_000) -> None:
         self.kind = kind
         self.room = room
         self.got: list[Any] = []
         self.closed: tuple[int, str] | None = None
+        self.listener: Any = None
 
-    def deliver(self, data: Any) -> bool:
-        size = len(data) if isinstance(data, bytes) else sum(map(len, data))
-        if size > self.room:
-            return False
-        self.room -= size
+    def open(self, listener: Any) -> Any:
+        self.listener = listener
+        return self.deliver
+
+    def deliver(self, data: Any) -> None:
         self.got.append(data)
-        return True
+        self.room -= len(data) if isinstance(data, bytes) else sum(map(len, data))
+        if self.room < 0:
+            self.listener.stalled()
 
     def close(self, code: int, reason: str = "") -> None:
         self.closed = (code, reason)
@@ -118,7 +124,7 @@ def test_slow_subscriber_is_closed_and_others_continue() -> None:
     hub.join(fast, channel=None, cursor="3-0")
     hub.apply([change(4, "i4")])
     hub.apply([change(5, "i5")])
-    assert slow.closed is not None and slow.closed[0] == 1013
+    assert slow.closed is not None and slow.closed[0] == 1013 and len(slow.got) == 1
     assert len(fast.got) == 2 and len(hub.subscribers()) == 1
 
 
@@ -186,3 +192,28 @@ def test_snapshot_next_is_the_page_token_of_the_oldest_item_shown() -> None:
     snapshot = json.loads(hub.snapshot(None).data)
     assert [i["id"] for i in snapshot["items"]] == ["i3", "i2"]
     assert snapshot["next"] == f"{1731859320000:015d}:i2"  # 2024-11-17T16:02:00Z
+
+
+def test_a_large_fan_out_runs_in_slices_and_lets_the_loop_serve_others() -> None:
+    async def run() -> None:
+        hub = loaded()
+        hub.fanout_slice = 2
+        sinks = [Sink() for _ in range(5)]
+        for sink in sinks:
+            hub.join(sink, channel=None, cursor="3-0")
+        served: list[int] = []
+        asyncio.get_running_loop().call_soon(lambda: served.append(sum(len(s.got) for s in sinks)))
+        hub.apply([change(4, "i4")])
+        assert sum(len(s.got) for s in sinks) == 2  # the first slice only
+        late = Sink("text")
+        hub.join(late, channel=None, cursor="3-0")  # its replay already has 4-0
+        hub.leave(hub.subscribers()[-2])
+        await hub.fanned_out()
+        assert served == [2]  # another callback ran between slices
+        assert [len(s.got) for s in sinks].count(1) == 4 and len(late.got) == 1
+        hub.apply([change(5, "i5")])
+        hub.apply([change(6, "i6")])  # the fan-out of 5-0 is finished first: order holds
+        await hub.fanned_out()
+        assert [m["cursor"] for m in late.messages() if m["type"] == "event"] == ["4-0", "5-0", "6-0"]
+
+    asyncio.run(run())

@@ -100,9 +100,8 @@ class Sink:
     def __init__(self) -> None:
         self.got: list[Any] = []
 
-    def deliver(self, data: Any) -> bool:
-        self.got.append(data)
-        return True
+    def open(self, listener: Any) -> Any:
+        return self.got.append
 
     def close(self, code: int, reason: str = "") -> None:
         raise AssertionError("not closed")

@@ -1,10 +1,15 @@
-"""The small pieces Ticker's uvicorn protocol swaps in: the receive inbox and the writable flag."""
+"""The uvicorn seam's pure parts: the receive inbox, the writable flag, the version check."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
-from ticker.server import Flag, Inbox
+import pytest
+
+from ticker.errors import ConfigError
+from ticker.server import Flag, Inbox, check_versions
 
 
 def test_inbox_hands_items_over_in_order_and_wakes_the_reader() -> None:
@@ -35,3 +40,17 @@ def test_flag_blocks_writers_while_cleared() -> None:
         assert await asyncio.gather(*writers) == [True, True]
 
     asyncio.run(run())
+
+
+def test_untested_uvicorn_or_websockets_releases_are_refused_by_name() -> None:
+    check_versions({"uvicorn": "0.54.0", "websockets": "17.4"})
+    with pytest.raises(ConfigError, match=r"uvicorn 0\.55\.0 is installed.*uvicorn>=0\.54,<0\.55"):
+        check_versions({"uvicorn": "0.55.0", "websockets": "17.4"})
+    with pytest.raises(ConfigError, match=r"websockets 13\.1 is installed"):
+        check_versions({"uvicorn": "0.54.1", "websockets": "13.1"})
+
+
+def test_the_app_loads_no_server_internals() -> None:
+    probe = "import sys, ticker.app; print(sorted(m for m in sys.modules if m.split('.')[0] in ('uvicorn', 'h11')))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

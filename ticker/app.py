@@ -99,6 +99,7 @@ def create_app(settings: Settings) -> Starlette:
         history_size=settings.history_size,
         snapshot_limit=settings.snapshot_limit,
         snapshot_pool=settings.snapshot_pool,
+        fanout_slice=settings.fanout_slice,
     )
     routes = [*api.routes, *operations.routes, *sse.routes, *live.routes, *feeds.routes, *pages.routes]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)

@@ -86,6 +86,11 @@ DEFAULT_LOGIN_FAILURE_RATE = 0.2
 DEFAULT_WORKERS = 1
 """Server processes sharing one port; past one, a supervisor starts them and restarts any that dies."""
 MAX_WORKERS = 256
+# Connection deadlines and the fan-out's share of the event loop (docs/performance.md).
+DEFAULT_HEADER_TIMEOUT = 10.0
+"""Seconds a connection has to send a complete request head; one that trickles it is closed."""
+DEFAULT_FANOUT_SLICE = 1000
+"""Writes the fan-out makes before letting the event loop serve others (HTTP, handshakes)."""
 
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
@@ -156,6 +161,8 @@ class Settings:
     workers: int = DEFAULT_WORKERS
     metrics_dir: Path | None = None
     """Where the workers of one ``serve`` share their metrics; set by the supervisor, never by hand."""
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    fanout_slice: int = DEFAULT_FANOUT_SLICE
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-``None`` values replaced (CLI flags win over env)."""
@@ -231,6 +238,8 @@ _PARSERS: dict[str, Any] = {
     "login_failure_rate": float,
     # Worker processes.
     "workers": int,
+    "header_timeout": float,
+    "fanout_slice": int,
 }
 
 _EXPECTED = {"public_url": "an absolute http(s) URL such as https://news.example, without user, query or fragment"}
@@ -283,6 +292,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError("login_failure_burst must be at least 1 and login_failure_rate above 0")
     if not 1 <= settings.workers <= MAX_WORKERS:
         raise ConfigError(f"workers must be between 1 and {MAX_WORKERS}, not {settings.workers}")
+    if settings.header_timeout <= 0 or settings.fanout_slice < 1:
+        raise ConfigError("header_timeout must be above 0 seconds and fanout_slice at least 1")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
     try:

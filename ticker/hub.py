@@ -3,9 +3,17 @@
 The hub is fed by the one stream reader of the process (:mod:`ticker.reader`)
 and never awaits: :meth:`Hub.apply` serializes each change once, encodes it
 once per kind of subscriber and channel filter, and hands the same bytes to
-every subscriber's sink. A sink whose buffer is full refuses the delivery and
-the hub closes it with 1013; the client resumes by cursor, and nobody else
-waits for it.
+every subscriber's write function (for WebSockets under Ticker's server, the
+connection's transport ``write``). A sink that cannot keep up reports itself
+``stalled`` and the hub closes it with 1013; the client resumes by cursor, and
+nobody else waits for it.
+
+A fan-out to many subscribers runs in slices of :attr:`Hub.fanout_slice`
+writes, each slice a callback of its own on the event loop, so HTTP requests
+(a publish above all) and new connections are served between slices however
+many readers there are. The reader waits for :meth:`Hub.fanned_out` before it
+reads again, so changes that arrive meanwhile are sent together, in fewer and
+larger frames (see ``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -13,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from ticker.config import (
+    DEFAULT_FANOUT_SLICE,
     DEFAULT_HISTORY_SIZE,
     DEFAULT_MAX_FRAME_BYTES,
     DEFAULT_SNAPSHOT_LIMIT,
@@ -42,12 +52,15 @@ from ticker.protocol import (
 
 
 class Sink(Protocol):
-    """Where one subscriber's bytes go. ``deliver`` never blocks; False means "too slow"."""
+    """Where one subscriber's bytes go (see :mod:`ticker.sinks`)."""
 
     kind: str
     """``ws`` (ready frames, bytes), ``text`` (a list of text payloads) or ``sse`` (bytes)."""
 
-    def deliver(self, data: Any) -> bool: ...
+    def open(self, listener: Subscriber) -> Callable[[Any], object]:
+        """The function that takes one delivery and never blocks; the sink tells ``listener``
+        when its client cannot keep up (``stalled``) or its connection stops (``stopped``)."""
+        ...
 
     def close(self, code: int, reason: str = "") -> None: ...
 
@@ -115,12 +128,34 @@ class History:
         return len(self._entries)
 
 
+def _nowhere(data: Any) -> None:
+    """Where a subscriber's deliveries go once it has left."""
+
+
 @dataclass(slots=True, eq=False)
 class Subscriber:
+    hub: Hub
     sink: Sink
     channel: str | None
     ahead: str | None = None
     """A cursor past the hub's head (another process read it first): skip changes up to it."""
+    write: Callable[[Any], object] = _nowhere
+
+    def stalled(self) -> None:
+        self.hub._stalled(self)
+
+    def stopped(self) -> None:
+        self.hub.leave(self)
+
+
+@dataclass(slots=True)
+class _Job:
+    """One group's share of a fan-out: the same bytes for every target, from ``done`` on."""
+
+    data: Any
+    messages: int
+    targets: list[Subscriber]
+    done: int = 0
 
 
 @dataclass(slots=True)
@@ -153,6 +188,8 @@ class Hub:
     snapshot_limit: int = DEFAULT_SNAPSHOT_LIMIT
     snapshot_pool: int = DEFAULT_SNAPSHOT_POOL
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    fanout_slice: int = DEFAULT_FANOUT_SLICE
+    """Writes per slice of a fan-out before the event loop serves others."""
 
     def __post_init__(self) -> None:
         self.cursor = "0-0"
@@ -161,7 +198,16 @@ class Hub:
         self.loaded = asyncio.Event()
         self._items: dict[str, _Held] = {}
         self._snapshots: dict[str | None, Message] = {}
-        self._groups: dict[tuple[str | None, str], set[Subscriber]] = {}
+        self._groups: dict[tuple[str | None, str], dict[Subscriber, None]] = {}
+        self._ahead: dict[Subscriber, None] = {}
+        self._jobs: deque[_Job] = deque()
+        self._entries: list[Entry] = []
+        """The changes of the fan-out in progress (for its latency figure)."""
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._slow: list[Subscriber] = []
+        self._writing = False
+        self._handle: asyncio.Handle | None = None
 
     # --- state ----------------------------------------------------------------------
 
@@ -181,15 +227,18 @@ class Hub:
         self.cursor = cursor
         self._snapshots.clear()
         if self.loaded.is_set():
+            self._finish()
+            for subscriber in list(self._ahead):
+                subscriber.ahead = None
+                self._ahead.pop(subscriber)
+                self._groups.setdefault((subscriber.channel, subscriber.sink.kind), {})[subscriber] = None
             for (channel, kind), group in list(self._groups.items()):
                 data = encode(
                     kind,
                     [reset_message("history gap"), self.snapshot(channel)],
                     self.max_frame_bytes,
                 )
-                for subscriber in list(group):
-                    subscriber.ahead = None
-                    self._deliver(subscriber, data)
+                self._write_all(list(group), data)
         self.loaded.set()
 
     def _prune(self) -> None:
@@ -215,7 +264,11 @@ class Hub:
     # --- changes ----------------------------------------------------------------------
 
     def apply(self, changes: Sequence[Change]) -> None:
-        """Apply changes read from the stream and send them to every subscriber. Never awaits."""
+        """Apply changes read from the stream and send them to every subscriber. Never awaits.
+
+        The sending may go on in slices after this returns (:meth:`fanned_out`);
+        a fan-out still in progress is finished first, so order holds.
+        """
         head = cursor_key(self.cursor)
         entries: list[Entry] = []
         for change in changes:
@@ -232,30 +285,78 @@ class Hub:
             self.cursor = change.cursor
         if not entries:
             return
+        self._finish()
         self._prune()
         self._snapshots.clear()
         self._fan_out(entries)
 
+    async def fanned_out(self) -> None:
+        """Wait until the fan-out in progress has written to every subscriber."""
+        await self._idle.wait()
+
     def _fan_out(self, entries: list[Entry]) -> None:
-        deliveries = frames = 0
-        for (channel, kind), group in list(self._groups.items()):
+        frames = 0
+        for (channel, kind), group in self._groups.items():
             due = [e for e in entries if passes(channel, e.channel, e.previous_channel)]
             if not due or not group:
                 continue
-            messages = [e.message for e in due]
-            data = encode(kind, messages, self.max_frame_bytes)
-            for subscriber in list(group):
-                if subscriber.ahead is not None:
-                    self._catch_up(subscriber, due)
-                    continue
-                if self._deliver(subscriber, data):
-                    deliveries += len(messages)
-                    frames += 1
-        sent = time.time() * 1000
-        for entry in entries:
-            self.metrics.latency.observe(max(0.0, sent - entry.ts) / 1000)
-        self.metrics.deliveries.inc(deliveries)
+            data = encode(kind, [e.message for e in due], self.max_frame_bytes)
+            self._jobs.append(_Job(data, len(due), list(group)))
+            frames += len(group)
         self.metrics.frames.inc(frames)
+        for subscriber in list(self._ahead):  # after the groups' targets are taken: once each
+            due = [e for e in entries if passes(subscriber.channel, e.channel, e.previous_channel)]
+            if due:
+                self._catch_up(subscriber, due)
+        self._entries = entries
+        self._idle.clear()
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None  # driven by hand (tests): everything at once
+        self._slice(loop)
+
+    def _slice(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Write one slice of the fan-out and schedule the next (all of it without a loop)."""
+        self._handle = None
+        budget = self.fanout_slice if loop is not None else 1 << 62
+        deliveries = 0
+        self._writing = True
+        try:
+            while self._jobs and budget > 0:
+                job = self._jobs[0]
+                chunk = job.targets[job.done : job.done + budget]
+                data = job.data
+                for subscriber in chunk:
+                    subscriber.write(data)
+                job.done += len(chunk)
+                budget -= len(chunk)
+                deliveries += len(chunk) * job.messages
+                if job.done >= len(job.targets):
+                    self._jobs.popleft()
+        finally:
+            self._writing = False
+        self.metrics.deliveries.inc(deliveries)
+        self._drop_slow()
+        if self._jobs and loop is not None:
+            self._handle = loop.call_soon(self._slice, loop)
+        elif not self._jobs:
+            self._done()
+
+    def _finish(self) -> None:
+        """Write the rest of a fan-out in progress now (its scheduled slice is cancelled)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._jobs:
+            self._slice(None)
+
+    def _done(self) -> None:
+        sent = time.time() * 1000
+        for entry in self._entries:
+            self.metrics.latency.observe(max(0.0, sent - entry.ts) / 1000)
+        self._entries = []
+        self._idle.set()
 
     def _catch_up(self, subscriber: Subscriber, due: list[Entry]) -> None:
         assert subscriber.ahead is not None
@@ -263,21 +364,42 @@ class Hub:
         later = [e.message for e in due if cursor_key(e.cursor) > ahead]
         if cursor_key(due[-1].cursor) >= ahead:
             subscriber.ahead = None
-        if later and self._deliver(subscriber, encode(subscriber.sink.kind, later, self.max_frame_bytes)):
-            self.metrics.deliveries.inc(len(later))
+            self._ahead.pop(subscriber, None)
+            self._groups.setdefault((subscriber.channel, subscriber.sink.kind), {})[subscriber] = None
+        if later:
+            self._write_all([subscriber], encode(subscriber.sink.kind, later, self.max_frame_bytes), len(later))
 
-    def _deliver(self, subscriber: Subscriber, data: Any) -> bool:
-        if subscriber.sink.deliver(data):
-            return True
-        self.metrics.slow_closes.inc()
-        self.leave(subscriber)
-        subscriber.sink.close(CloseCode.TRY_AGAIN, "too slow; resume with your cursor")
-        return False
+    def _write_all(self, subscribers: list[Subscriber], data: Any, messages: int = 1) -> None:
+        self._writing = True
+        try:
+            for subscriber in subscribers:
+                subscriber.write(data)
+        finally:
+            self._writing = False
+        self.metrics.deliveries.inc(messages * len(subscribers))
+        self.metrics.frames.inc(len(subscribers))
+        self._drop_slow()
+
+    def _stalled(self, subscriber: Subscriber) -> None:
+        self._slow.append(subscriber)
+        if not self._writing:
+            self._drop_slow()
+
+    def _drop_slow(self) -> None:
+        slow, self._slow = self._slow, []
+        for subscriber in slow:
+            if self.leave(subscriber):
+                self.metrics.slow_closes.inc()
+                subscriber.sink.close(CloseCode.TRY_AGAIN, "too slow; resume with your cursor")
 
     # --- subscribers --------------------------------------------------------------------
 
     def join(self, sink: Sink, *, channel: str | None, cursor: str | None) -> Subscriber:
-        """Register a subscriber and send what its connection starts with, in one step (no gap)."""
+        """Register a subscriber and send what its connection starts with, in one step (no gap).
+
+        A fan-out in progress does not reach it: what it carries is in the history,
+        so the replay (or snapshot) here already covers it.
+        """
         start = plan(
             cursor,
             known=cursor is not None and self.history.known(cursor),
@@ -285,7 +407,7 @@ class Hub:
             head=self.cursor,
             now_ms=int(time.time() * 1000),
         )
-        subscriber = Subscriber(sink, channel)
+        subscriber = Subscriber(self, sink, channel)
         messages: list[Message] = []
         if start.kind == "snapshot":
             messages = [self.snapshot(channel)]
@@ -296,25 +418,37 @@ class Hub:
             messages = [e.message for e in replay if passes(channel, e.channel, e.previous_channel)]
         else:
             subscriber.ahead = start.after
-        self._groups.setdefault((channel, sink.kind), set()).add(subscriber)
+        if subscriber.ahead is None:
+            self._groups.setdefault((channel, sink.kind), {})[subscriber] = None
+        else:
+            self._ahead[subscriber] = None
         self.metrics.connections.labels(sink.kind).inc()
-        if messages and self._deliver(subscriber, encode(sink.kind, messages, self.max_frame_bytes)):
-            self.metrics.deliveries.inc(len(messages))
-            self.metrics.frames.inc()
+        subscriber.write = sink.open(subscriber)
+        if messages:
+            self._write_all([subscriber], encode(sink.kind, messages, self.max_frame_bytes), len(messages))
         return subscriber
 
-    def leave(self, subscriber: Subscriber) -> None:
-        group = self._groups.get((subscriber.channel, subscriber.sink.kind))
+    def leave(self, subscriber: Subscriber) -> bool:
+        """Forget a subscriber (nothing more is written to it); False if it had left already."""
+        subscriber.write = _nowhere
+        key = (subscriber.channel, subscriber.sink.kind)
+        group = self._groups.get(key)
         if group is not None and subscriber in group:
-            group.discard(subscriber)
-            self.metrics.connections.labels(subscriber.sink.kind).dec()
+            del group[subscriber]
             if not group:
-                del self._groups[(subscriber.channel, subscriber.sink.kind)]
+                del self._groups[key]
+        elif subscriber in self._ahead:
+            del self._ahead[subscriber]
+        else:
+            return False
+        self.metrics.connections.labels(subscriber.sink.kind).dec()
+        return True
 
     def subscribers(self) -> list[Subscriber]:
-        return [s for group in self._groups.values() for s in group]
+        return [*(s for group in self._groups.values() for s in group), *self._ahead]
 
     def close_all(self, code: int, reason: str = "") -> None:
+        self._finish()
         for subscriber in self.subscribers():
             self.leave(subscriber)
             subscriber.sink.close(code, reason)

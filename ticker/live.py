@@ -14,8 +14,7 @@ from ticker.hub import Hub
 from ticker.metrics import Metrics
 from ticker.models import CHANNEL_PATTERN, is_channel
 from ticker.protocol import CloseCode
-from ticker.server import FRAMES_EXTENSION
-from ticker.sinks import FrameSink, QueueSink
+from ticker.sinks import FrameSink, QueueSink, frames_of
 
 LOAD_WAIT = 10.0
 """Seconds a client waits for a starting process to load its snapshot before 1013."""
@@ -60,22 +59,32 @@ async def live(websocket: WebSocket) -> None:
     if isinstance(ticket, Refusal):
         await refuse(websocket, hub.metrics, *REFUSALS[ticket])
         return
+    handed_over = False
     try:
         if not await loaded(hub):
             await refuse(websocket, hub.metrics, CloseCode.TRY_AGAIN, "loading: the server is starting")
             return
         await websocket.accept()
-        frames = settings.direct_frames and websocket.scope.get("extensions", {}).get(FRAMES_EXTENSION)
-        sink = FrameSink(frames["writer"], limit=settings.client_buffer_bytes) if frames else QueueSink(websocket)
-        subscriber = hub.join(sink, channel=channel, cursor=websocket.query_params.get("cursor") or None)
+        cursor = websocket.query_params.get("cursor") or None
         # Nothing reads the handshake headers from here on; an idle connection need not keep them.
         websocket.scope["headers"] = []
+        frames = frames_of(websocket.scope)
+        if frames is not None:
+            # The connection's own protocol holds the sink from here on and releases the
+            # ticket when it closes: no coroutine stays on an idle connection.
+            sink = FrameSink(frames, limit=settings.client_buffer_bytes, on_stop=ticket.release)
+            hub.join(sink, channel=channel, cursor=cursor)
+            handed_over = True
+            return
+        queue = QueueSink(websocket)
+        subscriber = hub.join(queue, channel=channel, cursor=cursor)
         try:
-            await sink.serve(websocket)
+            await queue.serve()
         finally:
             hub.leave(subscriber)
     finally:
-        ticket.release()
+        if not handed_over:
+            ticket.release()
 
 
 class Endpoint:

@@ -89,6 +89,8 @@ class Reader:
                 if changes:
                     self.hub.metrics.changes.inc(len(changes))
                     self.hub.apply(changes)
+                    # What arrives while the fan-out runs is read afterwards, in one batch.
+                    await self.hub.fanned_out()
                 full = len(changes) >= self.count
                 self.lag = max(0.0, time.time() - changes[-1].ts / 1000) if full else 0.0
                 self.hub.metrics.reader_lag.set(self.lag)

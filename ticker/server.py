@@ -1,24 +1,33 @@
-"""How Ticker runs under uvicorn: its WebSocket protocol with a direct frame writer.
+"""The uvicorn seam: the one module that touches uvicorn's and ``websockets``' private internals.
 
-The ASGI ``send`` path costs a coroutine, a frame encoding and a write per
-client per message; for a fan-out of one prepared frame to thousands of
-clients that is most of the server's CPU. :class:`TickerWebSocketProtocol`
-is uvicorn's ``websockets-sansio`` protocol plus one ASGI scope extension,
-``ticker.frames``, through which the live endpoint writes ready-made frames
-straight to the connection's transport (see ``docs/performance.md``). Under
-any other server the extension is absent and the endpoint falls back to the
-ASGI ``send`` path.
+Nothing else in Ticker imports uvicorn's protocols or the ``websockets``
+parser; ``import ticker.app`` loads neither, and the app runs under any ASGI
+server through the portable ``send`` path (the tests run it under Hypercorn).
+What Ticker's own server adds, by subclassing uvicorn's ``h11`` and
+``websockets-sansio`` protocols:
 
-A few small changes keep idle connections light (measured in
-``docs/performance.md``): once the socket is accepted, the handshake's
-request and response are released and the frame parser is started afresh
-(the old one kept the request alive), and the per-connection ASGI receive
-queue and "writable" event are slotted stand-ins (:class:`Inbox`,
-:class:`Flag`) for ``asyncio.Queue`` and ``asyncio.Event``.
+- **Header and handshake deadline**: a connection that has not sent a
+  complete request head within ``header_timeout`` seconds of connecting (or
+  of its previous response) is closed, so trickled headers and half-open
+  sockets do not pile up.
+- **426 for other WebSocket versions**: a handshake with a
+  ``Sec-WebSocket-Version`` other than 13 gets ``426 Upgrade Required`` with
+  ``Sec-WebSocket-Version: 13`` (RFC 6455 §4.4).
+- **``ticker.frames``** (the neutral interface :class:`ticker.sinks.Frames`):
+  the live endpoint hands an accepted connection over; the hub then writes
+  prepared frames straight to the transport's ``write``, the transport's flow
+  control (``pause_writing``) reports a client that falls behind, and the
+  endpoint's task ends, so an idle reader holds no task or coroutine frames.
+- **Lighter idle connections**: the handshake's request and response are
+  released once accepted and the frame parser is started afresh (the old one
+  kept the request alive); the ASGI receive queue and "writable" event are
+  slotted stand-ins (:class:`Inbox`, :class:`Flag`).
+- **No permessage-deflate**: frames are prepared once for every client (see
+  ``docs/performance.md``).
 
-Permessage-deflate is off for the live socket: the frames are prepared once
-for every client, and a compressed frame would have to be prepared per
-negotiated window size (see ``docs/performance.md`` for the measurement).
+Each of these reads or replaces attributes that uvicorn and ``websockets``
+do not promise to keep, so :func:`check_versions` refuses, at start, versions
+this module was not tested with, naming them (see ``docs/operations.md``).
 """
 
 from __future__ import annotations
@@ -27,40 +36,51 @@ import asyncio
 import logging
 import socket
 from asyncio import BaseTransport
+from collections.abc import Callable
+from importlib.metadata import version
 from typing import Any
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
 from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
 
 from ticker.config import Settings
+from ticker.errors import ConfigError
 from ticker.protocol import CloseCode
+from ticker.sinks import FRAMES_EXTENSION, Listener
 
-FRAMES_EXTENSION = "ticker.frames"
+TESTED_VERSIONS = {"uvicorn": ((0, 54), (0, 55)), "websockets": ((17, 0), (18, 0))}
+"""Per library, the lowest tested release and the first untested one (as in ``pyproject.toml``)."""
+
 CLOSE_TIMEOUT = 10.0
 """Seconds a closed connection may take to drain before it is dropped."""
 
 
-class FrameWriter:
-    """Writes prepared frames to one connection; what the live endpoint's sink holds."""
+def _release(text: str) -> tuple[int, ...]:
+    parts = []
+    for part in text.split("."):
+        digits = "".join(c for c in part if c.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
 
-    def __init__(self, protocol: TickerWebSocketProtocol) -> None:
-        self._protocol = protocol
 
-    def open(self) -> bool:
-        p = self._protocol
-        return p.handshake_complete and not p.close_sent and not p.disconnected and not p.transport.is_closing()
-
-    def buffered(self) -> int:
-        """Bytes written but not yet taken by the kernel."""
-        return self._protocol.transport.get_write_buffer_size()
-
-    def write(self, frames: bytes) -> None:
-        self._protocol.transport.write(frames)
-
-    def close(self, code: int, reason: str = "") -> None:
-        self._protocol.close_now(code, reason)
+def check_versions(installed: dict[str, str] | None = None) -> None:
+    """Refuse uvicorn or ``websockets`` releases this module was not tested with."""
+    installed = installed or {name: version(name) for name in TESTED_VERSIONS}
+    for name, (low, high) in TESTED_VERSIONS.items():
+        if not low <= _release(installed[name]) < high:
+            tested = f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"
+            raise ConfigError(
+                f"{name} {installed[name]} is installed, but Ticker's server was tested with {name}{tested}; "
+                f"install that (pip install '{name}{tested}'), or run ticker.app under another ASGI server"
+            )
 
 
 class Inbox:
@@ -124,11 +144,59 @@ class Flag:
         return True
 
 
-class TickerWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol, without deflate, with ``ticker.frames``."""
+class HttpProtocol(H11Protocol):
+    """uvicorn's ``h11`` protocol with a deadline for each request head."""
+
+    header_timeout = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.head_timer: asyncio.TimerHandle | None = None
+
+    def _arm(self) -> None:
+        self._disarm()
+        self.head_timer = self.loop.call_later(self.header_timeout, self._head_overdue)
+
+    def _disarm(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def _head_overdue(self) -> None:
+        self.head_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.abort()  # trickled or never sent: nothing is owed to this peer
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm()  # the head is in (or the connection became a WebSocket)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()  # the next request's head has its own deadline
+
+
+class FrameProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol, without deflate, with ``ticker.frames``.
+
+    The protocol object itself is the :class:`ticker.sinks.Frames` the scope
+    extension offers.
+    """
 
     send_buffer = 0
     """SO_SNDBUF for each connection; 0 leaves it to the kernel (see :func:`uvicorn_config`)."""
+    offer_frames = True
+    """Offer ``ticker.frames`` (``TICKER_DIRECT_FRAMES``); without it the endpoint uses ASGI ``send``."""
 
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
@@ -137,6 +205,8 @@ class TickerWebSocketProtocol(WebSocketsSansIOProtocol):
         self.conn = ServerProtocol(
             extensions=[], max_size=config.ws_max_size, logger=logging.getLogger("uvicorn.error")
         )
+        self.listener: Listener | None = None
+        self.attached = False
 
     def connection_made(self, transport: BaseTransport) -> None:
         super().connection_made(transport)
@@ -146,11 +216,20 @@ class TickerWebSocketProtocol(WebSocketsSansIOProtocol):
             # and how soon our own bounded buffer notices it (0: the kernel's autotuning).
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
 
-    def handle_connect(self, event: Any) -> None:
+    def handle_connect(self, event: Request) -> None:
+        offered = event.headers.get("Sec-WebSocket-Version")
+        if offered is not None and offered.strip() != "13":
+            response = self.conn.reject(426, "Upgrade Required: this server speaks WebSocket version 13\n")
+            response.headers["Sec-WebSocket-Version"] = "13"
+            self.handshake_initiated = self.handshake_complete = self.close_sent = True
+            self.conn.send_response(response)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.transport.close()
+            return
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
-        if scope is not None:
-            scope["extensions"][FRAMES_EXTENSION] = {"writer": FrameWriter(self)}
+        if scope is not None and self.offer_frames:
+            scope["extensions"][FRAMES_EXTENSION] = {"frames": self}
 
     async def send(self, message: Any) -> None:
         await super().send(message)
@@ -163,18 +242,95 @@ class TickerWebSocketProtocol(WebSocketsSansIOProtocol):
             self.conn.parser = Protocol.parse(self.conn)
             next(self.conn.parser)
 
-    def close_now(self, code: int, reason: str = "") -> None:
-        """Send a close frame now, past a full buffer; drop the connection if it does not drain."""
-        if self.close_sent or self.disconnected or self.transport.is_closing():
+    async def run_asgi(self) -> None:
+        """uvicorn's, except that a connection handed to ``ticker.frames`` stays open."""
+        try:
+            result = await self.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass
+        except BaseException:
+            self.logger.exception("Exception in ASGI application\n")
+            self.send_500_response()
+        else:
+            if not self.handshake_complete:
+                self.logger.error("ASGI callable returned without completing handshake.")
+                self.send_500_response()
+            elif result is not None:
+                self.logger.error("ASGI callable should return None, but returned '%s'.", result)
+        if self.attached:
+            self.scope = None  # type: ignore[assignment]
             return
-        self.conn.send_close(code, reason)
-        self.transport.write(b"".join(self.conn.data_to_send()))
-        self.close_sent = True
-        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
-        if self.read_paused:
-            self.read_paused = False
-            self.transport.resume_reading()
-        self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.transport.abort)
+        if self.close_timer is None:
+            self.transport.close()
+
+    # --- ticker.frames --------------------------------------------------------------
+
+    def attach(self, listener: Listener, *, limit: int) -> Callable[[bytes], object]:
+        self.listener = listener
+        self.attached = True
+        # Flow control finds the slow client: past ``limit`` bytes, pause_writing is called.
+        self.transport.set_write_buffer_limits(high=limit)
+        if self.close_sent or self.disconnected or self.transport.is_closing() or not self.queue.empty():
+            # Gone or spoke before it was attached: tell the listener once it is registered.
+            self.loop.call_soon(self._gone_before_attach)
+        return self.transport.write
+
+    def _gone_before_attach(self) -> None:
+        if self.queue.empty() or self.close_sent or self.disconnected:
+            self._stopped()
+        else:
+            self.close(CloseCode.UNSUPPORTED, "this socket takes no messages from clients")
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Send a close frame now, past a full buffer; drop the connection if it does not drain."""
+        if not (self.close_sent or self.disconnected or self.transport.is_closing()):
+            self.conn.send_close(code, reason)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+            if self.read_paused:
+                self.read_paused = False
+                self.transport.resume_reading()
+            self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.transport.abort)
+        self._stopped()
+
+    def _stopped(self) -> None:
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            listener.stopped()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.listener is not None:
+            self.listener.stalled()
+
+    def send_receive_event_to_app(self) -> None:
+        if not self.attached:
+            super().send_receive_event_to_app()
+            return
+        self.frames = []
+        self.close(CloseCode.UNSUPPORTED, "this socket takes no messages from clients")
+
+    # Every way a connection stops taking frames tells the listener at once.
+
+    def handle_close(self, event: Any) -> None:
+        super().handle_close(event)
+        self._stopped()
+
+    def handle_parser_exception(self) -> None:
+        super().handle_parser_exception()
+        self._stopped()
+
+    def keepalive_timeout(self) -> None:
+        super().keepalive_timeout()
+        self._stopped()
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self._stopped()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._stopped()
 
 
 class Server(uvicorn.Server):
@@ -193,13 +349,15 @@ class Server(uvicorn.Server):
 
 
 def uvicorn_config(app: Any, settings: Settings, **kwargs: Any) -> uvicorn.Config:
-    """The uvicorn configuration every Ticker server process runs with."""
+    """The uvicorn configuration every Ticker server process runs with (checks the versions first)."""
+    check_versions()
     return uvicorn.Config(
         app,
+        http=type("TickerHttpProtocol", (HttpProtocol,), {"header_timeout": settings.header_timeout}),
         ws=type(
-            "TickerWebSocketProtocol",
-            (TickerWebSocketProtocol,),
-            {"send_buffer": settings.send_buffer_bytes},
+            "TickerFrameProtocol",
+            (FrameProtocol,),
+            {"send_buffer": settings.send_buffer_bytes, "offer_frames": settings.direct_frames},
         ),
         ws_max_size=settings.max_client_frame,
         ws_ping_interval=settings.ping_interval,

@@ -1,63 +1,105 @@
 """Where the hub's prepared bytes go: one sink per connected client.
 
-Each sink takes a delivery without waiting and bounds what it holds; a full
-sink answers False and the hub closes it as too slow.
+A sink is opened with a listener (the hub's subscriber) and gives back the
+function that takes one delivery; that function never blocks. A client that
+cannot keep up is reported through ``listener.stalled()`` and closed by the
+hub with 1013; nobody else waits for it.
 
 - :class:`FrameSink`: ready WebSocket frames written straight to the
-  connection's transport (under Ticker's uvicorn protocol); the transport's
-  write buffer is the queue, bounded in bytes.
+  connection through the server's ``ticker.frames`` extension (:class:`Frames`;
+  Ticker's own server provides it, see :mod:`ticker.server`). The transport's
+  write buffer is the queue, bounded in bytes by its flow control.
 - :class:`QueueSink`: the portable ASGI path for any other server: a bounded
   queue drained by one task calling ``send``.
 - :class:`SseSink`: Server-Sent Events text for a streaming HTTP response.
+
+This module speaks only ASGI and the neutral :class:`Frames` interface; it
+never imports a server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Generic, Protocol, TypeVar
 
 from starlette.websockets import WebSocket
 
 from ticker.protocol import SSE_HEARTBEAT, CloseCode
-from ticker.server import FrameWriter
 
 T = TypeVar("T")
+
+FRAMES_EXTENSION = "ticker.frames"
+"""The ASGI scope extension under which a server offers :class:`Frames` (``{"frames": Frames}``)."""
 
 DEFAULT_QUEUE_DELIVERIES = 256
 """Deliveries a queued sink holds before its client counts as too slow."""
 
 
-async def _serve_receive(websocket: WebSocket, sink: FrameSink | QueueSink) -> None:
-    """Wait for the client to go; any frame it sends is unexpected (1003)."""
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        sink.close(CloseCode.UNSUPPORTED, "this socket takes no messages from clients")
+class Listener(Protocol):
+    """Who hears about one client's connection: the hub's subscriber."""
+
+    def stalled(self) -> None:
+        """The client cannot keep up: more than the sink's bound waits for it."""
+
+    def stopped(self) -> None:
+        """The connection takes no more frames (closing, closed or lost)."""
+
+
+class Frames(Protocol):
+    """One accepted WebSocket connection that takes ready-made frames.
+
+    After :meth:`attach` the connection belongs to the frame writer: the ASGI
+    endpoint may return, and the server keeps the connection open, answers
+    pings, closes it with 1003 on any client message, and tells the listener
+    when it stops (``stopped``) or when more than ``limit`` bytes wait in its
+    write buffer (``stalled``, found by the transport's flow control).
+    """
+
+    def attach(self, listener: Listener, *, limit: int) -> Callable[[bytes], object]:
+        """Start taking frames; the function that writes one (it never blocks)."""
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Send a close frame now, past a full buffer, and stop taking frames."""
+
+
+def frames_of(scope: Any) -> Frames | None:
+    """The connection's :class:`Frames`, when the server offers the extension."""
+    extension = scope.get("extensions", {}).get(FRAMES_EXTENSION)
+    return extension["frames"] if extension else None
 
 
 class FrameSink:
+    """Prepared frames through :class:`Frames`; ``on_stop`` runs once the connection stops."""
+
+    __slots__ = ("frames", "limit", "listener", "on_stop")
     kind = "ws"
 
-    def __init__(self, writer: FrameWriter, *, limit: int) -> None:
-        self.writer = writer
+    def __init__(self, frames: Frames, *, limit: int, on_stop: Callable[[], None] | None = None) -> None:
+        self.frames = frames
         self.limit = limit
+        self.on_stop = on_stop
+        self.listener: Listener | None = None
 
-    def deliver(self, data: Any) -> bool:
-        if not self.writer.open():
-            return True  # closing already: the endpoint leaves the hub when the disconnect arrives
-        if self.writer.buffered() > self.limit:
-            return False
-        self.writer.write(data)
-        return True
+    def open(self, listener: Listener) -> Callable[[Any], object]:
+        self.listener = listener
+        return self.frames.attach(self, limit=self.limit)
+
+    def stalled(self) -> None:
+        if self.listener is not None:
+            self.listener.stalled()
+
+    def stopped(self) -> None:
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            listener.stopped()
+        on_stop, self.on_stop = self.on_stop, None
+        if on_stop is not None:
+            on_stop()
 
     def close(self, code: int, reason: str = "") -> None:
-        self.writer.close(code, reason)
-
-    async def serve(self, websocket: WebSocket) -> None:
-        await _serve_receive(websocket, self)
+        self.frames.close(code, reason)
 
 
 class _Bounded(Generic[T]):
@@ -65,13 +107,18 @@ class _Bounded(Generic[T]):
 
     def __init__(self, limit: int) -> None:
         self.queue: asyncio.Queue[T] = asyncio.Queue(limit)
+        self.listener: Listener | None = None
 
-    def deliver(self, data: Any) -> bool:
+    def open(self, listener: Listener) -> Callable[[Any], object]:
+        self.listener = listener
+        return self.deliver
+
+    def deliver(self, data: Any) -> None:
         try:
             self.queue.put_nowait(data)
         except asyncio.QueueFull:
-            return False
-        return True
+            if self.listener is not None:
+                self.listener.stalled()
 
     def finish(self, last: T) -> None:
         while not self.queue.empty():
@@ -98,10 +145,15 @@ class QueueSink(_Bounded[list[str] | tuple[int, str]]):
             for payload in data:
                 await self.websocket.send_text(payload)
 
-    async def serve(self, websocket: WebSocket) -> None:
+    async def serve(self) -> None:
+        """Send what is queued until the client goes; any frame it sends is unexpected (1003)."""
         pump = asyncio.create_task(self._pump())
         try:
-            await _serve_receive(websocket, self)
+            while True:
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                self.close(CloseCode.UNSUPPORTED, "this socket takes no messages from clients")
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -15,8 +15,16 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from tests.clients import LiveReader, lines, wait_async
-from tests.support import ServerThread, units, wait_for
+from tests.support import HypercornThread, ServerThread, units, wait_for
 from ticker.config import Settings
+
+
+@pytest.fixture(params=["uvicorn", "hypercorn"])
+def server(request: pytest.FixtureRequest, settings: Settings) -> Iterator[ServerThread | HypercornThread]:
+    """Ticker's own server, and the same app under another ASGI server (the portable path)."""
+    running = (ServerThread if request.param == "uvicorn" else HypercornThread)(settings).start()
+    yield running
+    running.stop()
 
 
 @pytest.fixture
@@ -414,14 +422,19 @@ def test_portable_asgi_send_path_gives_the_same_protocol(settings: Settings, adm
         running.stop()
 
 
-def test_permessage_deflate_is_not_negotiated(server: ServerThread) -> None:
+def test_permessage_deflate_is_not_negotiated(settings: Settings) -> None:
+    running = ServerThread(settings).start()
+
     async def run() -> str | None:
-        async with websockets.connect(f"{server.ws_url}/ws", compression="deflate") as ws:
+        async with websockets.connect(f"{running.ws_url}/ws", compression="deflate") as ws:
             await ws.recv()
             assert ws.response is not None
             return ws.response.headers.get("Sec-WebSocket-Extensions")
 
-    assert asyncio.run(run()) is None  # offered by the client, declined: frames are shared as they are
+    try:
+        assert asyncio.run(run()) is None  # offered by the client, declined: frames are shared as they are
+    finally:
+        running.stop()
 
 
 def test_a_live_peer_answers_heartbeats_and_stays(settings: Settings, admin_token: str) -> None:
