@@ -45,6 +45,7 @@ MAX_CORRECTION = 500
 FUTURE_SKEW = timedelta(minutes=5)
 """How far ahead of the server clock ``published_at`` may be (clock skew, not scheduling)."""
 STREAM_SCHEMA_VERSION = "1"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def format_time(value: datetime) -> str:
@@ -294,8 +295,12 @@ _ANY_LABEL = _AnyLabel()
 
 
 def sort_key(published_at: datetime, item_id: str) -> str:
-    """Orders items by (published_at, id) as plain strings, for lexicographic paging."""
-    ms = int(published_at.timestamp() * 1000)
+    """Orders items by (published_at, id) as plain strings, for lexicographic paging.
+
+    The milliseconds are counted exactly (``timestamp() * 1000`` in floating point
+    is one short for some times, and the browser's ``Date.parse`` is not).
+    """
+    ms = (published_at - EPOCH) // timedelta(milliseconds=1)
     return f"{ms:015d}:{item_id}"
 
 

@@ -12,7 +12,12 @@
   var RECENT = 30;
   var body = document.body;
   var clock = new T.Clock(body.getAttribute("data-timezone") || "UTC", body.getAttribute("data-locale") || "en-GB");
-  var $ = function (id) { return document.getElementById(id); };
+  /**
+   * The desk's element with this id; its form controls are inputs, text areas and buttons.
+   * @param {string} id
+   * @returns {HTMLInputElement}
+   */
+  var $ = function (id) { return /** @type {HTMLInputElement} */ (document.getElementById(id)); };
   var tokenInput = $("token"), form = $("compose"), headline = $("headline"), recent = $("recent");
   var items = new Map(), rows = new Map();
   var vocabulary = [];
@@ -144,7 +149,7 @@
       headline.value = "";
       $("url").value = "";
       $("pinned").checked = false;
-      form.querySelectorAll('input[name="labels"]').forEach(function (b) { b.checked = false; });
+      form.querySelectorAll('input[name="labels"]').forEach(function (b) { /** @type {HTMLInputElement} */ (b).checked = false; });
       $("headline-count").textContent = "0";
       upsert(answer.item);
       say("Posted: " + answer.item.headline);
