@@ -188,7 +188,7 @@ async def ws_reader(reader: Reader, url: str, stop: asyncio.Event) -> None:
     while not stop.is_set():
         query = f"?cursor={reader.cursor}" if reader.cursor else ""
         try:
-            async with connect(url + query, open_timeout=5, ping_interval=5, ping_timeout=10) as ws:
+            async with connect(url + query, open_timeout=5, ping_interval=5, ping_timeout=10, close_timeout=1) as ws:
                 if lost_at is not None:
                     reader.reconnects.append(time.monotonic() - lost_at)
                     lost_at = None
@@ -379,6 +379,8 @@ class Chaos:
     async def start(self) -> str:
         self.redis.start()
         await self.wait_until(self.redis_up, "Redis")
+        for server in self.servers:
+            server.start()
         made = await asyncio.create_subprocess_exec(
             *(self.ticker, "token", "create", "--name", "chaos-producer", "--scope", "publish"),
             env=self.env,
@@ -387,8 +389,6 @@ class Chaos:
         out, _ = await made.communicate()
         if made.returncode:
             raise SystemExit("chaos: ticker token create failed")
-        for server in self.servers:
-            server.start()
         for port in self.server_ports:
             await self.wait_until(functools.partial(self.ready, port), f"the server on port {port}")
         nginx_dir = self.tmp / "nginx"
@@ -464,20 +464,20 @@ class Chaos:
                     self.faults["worker kills"] += 1
 
     def stop(self) -> None:
+        """Everything is killed outright: the figures are in, and a graceful stop only costs time."""
         for worker in self.workers:
             if worker.returncode is None:
                 worker.kill()
-        if self.nginx is not None:
-            self.nginx.kill(signal.SIGTERM)
-        for server in self.servers:
-            server.kill(signal.SIGTERM)
-        self.redis.kill(signal.SIGTERM)
+        for process in [*self.servers, *([self.nginx] if self.nginx else []), self.redis]:
+            process.kill()
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> int:
     chaos = Chaos(args, tmp)
     try:
+        began = time.monotonic()
         token = await chaos.start()
+        print(f"chaos: started in {time.monotonic() - began:.1f} s")
         ws_url = chaos.base.replace("http", "ws", 1) + "/ws"
         ws_readers = [Reader(f"ws-{i}") for i in range(args.ws)]
         sse_readers = [Reader(f"sse-{i}") for i in range(args.sse)]
@@ -490,6 +490,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
             produce(producer, chaos.base, token, f"c{random.randrange(10**6):06d}", args.rate, stop_producer)
         )
         faults = asyncio.create_task(chaos.faults_loop([*ws_readers, *sse_readers], stop_faults))
+        started = time.monotonic()
         await asyncio.sleep(args.duration)
         stop_faults.set()
         stop_producer.set()
@@ -504,8 +505,12 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
             if caught_up():
                 break
             await asyncio.sleep(0.2)
+        print(f"chaos: caught up {time.monotonic() - started - args.duration:.1f} s after the faults stopped")
         stop_readers.set()
         await supervisor
+        for reader in [*ws_readers, *sse_readers]:
+            if reader.cut is not None:
+                reader.cut()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
