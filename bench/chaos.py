@@ -214,11 +214,12 @@ async def ws_session(reader: Reader, ws: ClientConnection, stop: asyncio.Event) 
 
 
 async def sse_reader(reader: Reader, base: str, stop: asyncio.Event) -> None:
-    """A browser's EventSource: the first URL forever, ``Last-Event-ID`` added, ``retry:`` honoured."""
+    """A page with a browser's EventSource: the first page of items and its cursor, then the stream
+    from that cursor, reconnecting to that first URL with ``Last-Event-ID`` added, ``retry:`` honoured."""
     async with httpx.AsyncClient(timeout=httpx.Timeout(5, read=30)) as client:
-        first = (await client.get(f"{base}/api/items?limit=1")).json()["cursor"]
-        url = f"{base}/api/events?cursor={first}"
-        reader.last = cursor_key(first)
+        page = (await client.get(f"{base}/api/items?limit=200")).json()
+        reader.message({"type": "snapshot", **page})  # what the page shows before the stream opens
+        url = f"{base}/api/events?cursor={page['cursor']}"
         state = SseState()
         while not stop.is_set():
             session = asyncio.create_task(sse_session(reader, client, url, state))
