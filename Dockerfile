@@ -1,10 +1,11 @@
-# The Ticker server image: one process per container; scale with replicas.
+# The Ticker server image: one server per container (TICKER_WORKERS processes); scale with more containers.
 FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY ticker ./ticker
+COPY web ./web
 RUN pip install . && useradd --system --no-create-home ticker
 USER ticker
 

@@ -23,7 +23,9 @@ def start_demo(state: str) -> tuple[subprocess.Popen[str], str, str]:
     env.pop("TICKER_REDIS_URL", None)
     demo = subprocess.Popen(
         [str(ROOT / ".venv/bin/ticker"), "demo", "--port", "0", "--interval", "1.5"],
-        stdout=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert demo.stdout is not None
     url = token = ""
@@ -52,24 +54,32 @@ def main() -> int:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=ARGS)
                 # Reduced motion: a highlighted arrival is photographed still, not halfway in.
-                reader = browser.new_page(viewport={"width": 760, "height": 1040}, reduced_motion="reduce")
+                reader = browser.new_page(viewport={"width": 760, "height": 1500}, reduced_motion="reduce")
                 reader.goto(url + "/")
                 reader.wait_for_selector('.tk[data-state="live"]')
-                reader.locator(".tk-feed .tk-item").nth(15).wait_for()
                 reader.wait_for_selector(".tk-badge-updated")
-                reader.locator(".tk-fresh").first.wait_for()
+                reader.wait_for_selector(".tk-keys .tk-jump")
+                reader.wait_for_function("document.querySelector('.tk-lead img')?.complete")
+                reader.locator(".tk-banner .tk-banner-text").wait_for()
                 reader.locator(".tk-badge-updated").first.evaluate("e => e.focus({preventScroll: true})")
                 reader.screenshot(path=str(DOCS / "reader.png"))
 
-                desk = browser.new_page(viewport={"width": 1240, "height": 900})
+                desk = browser.new_page(viewport={"width": 1240, "height": 1180})
                 desk.goto(url + "/desk")
                 desk.wait_for_selector('#desk-status[data-state="live"]')
                 desk.get_by_label("Staff token").fill(token)
+                desk.locator("#signed-in").filter(has_text="Signed in").wait_for()
+                desk.locator("#scheduled .recent-item").first.wait_for()
                 desk.get_by_label("Headline", exact=True).fill("Ferry services resume after the storm")
                 desk.get_by_label("Breaking").check()
-                desk.locator(".recent-item").nth(2).get_by_role("button", name=re.compile("^Edit")).click()
-                desk.get_by_role("radio", name=re.compile("^Correction")).check()
-                desk.locator(".editor textarea[name=correction]").fill("The bridge reopens on Monday, not Sunday")
+                desk.get_by_label("Image URL").fill(url + "/static/demo-lighthouse.svg")
+                desk.get_by_label("Alt text").fill("The lighthouse at Kestrel Point")
+                desk.get_by_label("Caption").fill("Calm returns to the point, illustrative picture")
+                desk.wait_for_function("document.querySelector('#image-preview img')?.complete")
+                corrected = desk.locator(".recent .recent-item", has=desk.locator(".tk-note")).first
+                corrected.get_by_role("button", name=re.compile("^History")).click()
+                corrected.locator(".history li").first.wait_for()
+                desk.locator("#readers").filter(has_text="Readers now").wait_for()
                 desk.locator("#headline").focus()
                 desk.screenshot(path=str(DOCS / "desk.png"))
                 browser.close()

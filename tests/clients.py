@@ -99,9 +99,9 @@ async def wait_async(check: Any, *, within: float = 20, what: str = "condition")
 
 
 class ServerProcess:
-    """``python -m ticker.cli serve`` as a child process on a free port."""
+    """``python -m ticker.cli serve`` as a child process on ``port`` (0: a free one)."""
 
-    def __init__(self, redis_url: str, prefix: str, tmp: Path, **env: str) -> None:
+    def __init__(self, redis_url: str, prefix: str, tmp: Path, *, port: int = 0, **env: str) -> None:
         self.log = tmp / f"server-{os.urandom(3).hex()}.log"
         self._log_file = self.log.open("wb")
         environment = {**os.environ, "TICKER_STATE_DIR": str(tmp / "state"), **env}
@@ -116,7 +116,7 @@ class ServerProcess:
                 prefix,
                 "serve",
                 "--port",
-                "0",
+                str(port),
                 "--log-level",
                 "warning",
             ],

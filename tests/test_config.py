@@ -1,4 +1,5 @@
-"""Settings: read once from TICKER_* variables, every bad value one clear sentence."""
+"""Settings: read once from TICKER_* variables, every bad value one clear sentence; every form
+a Redis URL may take."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ticker import config
-from ticker.config import Settings
+from ticker.config import RedisTarget, Settings, load, parse_redis_url
 from ticker.errors import ConfigError
 
 
@@ -101,3 +102,82 @@ def test_public_url_is_normalized() -> None:
 def test_bad_public_url_is_one_clear_error(value: str) -> None:
     with pytest.raises(ConfigError, match=r"TICKER_PUBLIC_URL=.*absolute http"):
         config.load({"TICKER_PUBLIC_URL": value})
+
+
+@pytest.mark.parametrize("url", ["redis://localhost:6379/0", "rediss://h:6380", "unix:///run/redis.sock?db=2"])
+def test_single_servers_are_taken_as_they_are(url: str) -> None:
+    assert parse_redis_url(url) == RedisTarget(kind="single", url=url)
+
+
+def test_sentinel_url() -> None:
+    target = parse_redis_url(
+        "redis+sentinel://app:s%40cret@10.0.0.1:26379,10.0.0.2,[::1]:26380/ticker/2?sentinel_password=x"
+    )
+    assert target.kind == "sentinel" and target.service == "ticker" and target.db == 2
+    assert target.nodes == (("10.0.0.1", 26379), ("10.0.0.2", 26379), ("::1", 26380))
+    assert (target.username, target.password, target.tls) == ("app", "s@cret", False)
+    assert dict(target.options) == {"sentinel_password": "x"}
+    assert parse_redis_url("redis+sentinels://h:1/ticker").tls
+
+
+def test_cluster_url() -> None:
+    target = parse_redis_url("redis+cluster://10.0.0.1:7000,10.0.0.2:7001")
+    assert target.kind == "cluster" and target.nodes == (("10.0.0.1", 7000), ("10.0.0.2", 7001))
+    assert parse_redis_url("redis+clusters://:pw@h").nodes == (("h", 6379),)
+    assert parse_redis_url("redis+clusters://:pw@h").password == "pw"
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://x", "must start with one of"),
+        ("localhost:6379", "must start with one of"),
+        ("redis+sentinel://h:26379", "must end in /service_name"),
+        ("redis+sentinel://h:26379/ticker/zero", "must end in /service_name"),
+        ("redis+sentinel://h:26379/a/1/2", "must end in /service_name"),
+        ("redis+cluster://h:7000/0", "a Cluster has no databases"),
+        ("redis+cluster://h:port", "not host:port"),
+        ("redis+cluster://h:70000", "not host:port"),
+        ("redis+cluster://", "not host:port"),
+        ("redis+cluster://a:1,,b:2", "not host:port"),
+        ("redis+sentinel://h/ticker?timeout=1", "unknown option 'timeout'"),
+    ],
+)
+def test_bad_redis_urls_are_one_sentence(url: str, words: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_redis_url(url)
+    assert words in raised.value.message and "\n" not in raised.value.message
+
+
+def test_durability_settings_from_the_environment() -> None:
+    settings = load({"TICKER_MIN_REPLICAS": "1", "TICKER_REPLICA_WAIT_MS": "500", "TICKER_STATE_DIR": "s"})
+    assert (settings.min_replicas, settings.replica_wait_ms) == (1, 500)
+    assert load({"TICKER_STATE_DIR": "s"}).min_replicas == 0
+    for env, words in [
+        ({"TICKER_MIN_REPLICAS": "-1"}, "min_replicas"),
+        ({"TICKER_REPLICA_WAIT_MS": "0"}, "replica_wait_ms"),
+        ({"TICKER_MIN_REPLICAS": "one"}, "TICKER_MIN_REPLICAS"),
+        ({"TICKER_REDIS_URL": "redis+sentinel://h"}, "service_name"),
+    ]:
+        with pytest.raises(ConfigError) as raised:
+            load({**env, "TICKER_STATE_DIR": "s"})
+        assert words in raised.value.message
+
+
+def test_a_password_never_appears_in_a_message() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_redis_url("redis+sentinel://app:hunter2@h:26379")
+    assert "hunter2" not in raised.value.message and "app:***@h" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+sentinel://127.0.0.1:\u00b9/primary",  # superscript one: isdigit() says yes, int() says no
+        "redis+cluster://127.0.0.1:\u0663\u0663",  # Arabic-Indic digits: int() would read 33
+        "redis+sentinel://127.0.0.1:26379/primary/\uff11",  # a fullwidth database number
+    ],
+)
+def test_redis_url_numbers_are_ascii_digits_only(url: str) -> None:
+    with pytest.raises(ConfigError, match="the Redis URL"):
+        config.parse_redis_url(url)

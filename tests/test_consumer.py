@@ -424,6 +424,23 @@ def test_a_consumer_rides_out_a_redis_restart(tmp_path: Path) -> None:
         embedded.stop()
 
 
+def test_a_group_lost_in_a_failover_is_made_again_after_the_last_handled_change(redis_url: str, prefix: str) -> None:
+    async def work(store: Store) -> None:
+        await store.publish(create("a"), actor="desk")
+        task = asyncio.create_task(consume_until(store, 2, start=OLDEST))
+
+        async def handled_a() -> bool:
+            info = await store.group_info("g")
+            return bool(info) and info["pending"] == 0 and info["last-delivered-id"] != "0-0"
+
+        await eventually(handled_a, "a handled")
+        await store.redis.xgroup_destroy(store.stream_key, "g")  # as a promoted replica without the group
+        await store.publish(create("b"), actor="desk")
+        assert (await task).ids == ["a", "b"]
+
+    in_store(redis_url, prefix, work)
+
+
 def test_follow_reads_without_a_group(redis_url: str, prefix: str) -> None:
     async def work(store: Store) -> None:
         first = (await store.publish(create("a", channel="sport"), actor="desk")).cursor

@@ -138,6 +138,19 @@ def test_cursor_ahead_of_the_hub_skips_what_the_client_has() -> None:
     assert [m["cursor"] for m in sink.messages()] == ["6-0", "7-0"]
 
 
+def test_cursor_ahead_that_the_stream_never_had_resets() -> None:
+    hub = loaded()
+    sink = Sink("text")
+    hub.join(sink, channel=None, cursor="5-1")  # seen elsewhere, then lost in a failover
+    hub.apply([change(4, "i4")])
+    assert sink.got == []
+    hub.apply([change(5, "i5"), change(6, "i6")])  # the stream went past 5-1 without it
+    assert [m["type"] for m in sink.messages()] == ["reset", "snapshot"]
+    assert sink.messages()[1]["cursor"] == "6-0"
+    hub.apply([change(7, "i7")])
+    assert [m.get("cursor") for m in sink.messages()[2:]] == ["7-0"]
+
+
 def test_retract_removes_from_snapshot_and_pinned_are_listed() -> None:
     hub = loaded()
     hub.apply([change(4, "p", pinned=True), change(5, "i2", op="retract")])

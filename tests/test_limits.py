@@ -1,4 +1,4 @@
-from ticker.limits import ConnectionCounter, FailureLimit, KeyedBuckets, TokenBucket
+from ticker.limits import ConnectionCounter, FailureLimit, TokenBucket
 from ticker.proxies import Networks
 
 
@@ -8,13 +8,6 @@ def test_bucket_allows_burst_then_rate() -> None:
     assert bucket.take(0.0) == 0.5
     assert bucket.take(0.5) == 0.0
     assert bucket.take(0.5) > 0
-
-
-def test_keyed_buckets_are_independent() -> None:
-    buckets = KeyedBuckets(rate=1, burst=1)
-    assert buckets.take("a", 0) == 0
-    assert buckets.take("a", 0) > 0
-    assert buckets.take("b", 0) == 0
 
 
 def test_failure_limit_counts_failures_per_key_and_refills() -> None:

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from ticker.errors import InvalidInput
 from ticker.ids import new_id
-from ticker.models import EditKind, Item, ItemCreate, ItemEdit, apply_edit, format_time, parse
+from ticker.models import (
+    EditKind,
+    Item,
+    ItemCreate,
+    ItemEdit,
+    ScheduledEdit,
+    apply_edit,
+    change_kind,
+    format_time,
+    parse,
+)
 
 AT = datetime(2024, 11, 17, 16, 22, tzinfo=UTC)
 
@@ -155,3 +167,165 @@ def test_sort_key_orders_by_time_then_id() -> None:
     a, b = item(id="b"), item(id="a", published_at=AT + timedelta(seconds=1))
     assert a.sort_key < b.sort_key
     assert item(id="a").sort_key < item(id="b").sort_key
+
+
+PHOTO = {"url": "https://photos.example/f16.jpg", "alt": "An F-16 over the sea", "caption": "Illustrative photo"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"image": {"url": "http://photos.example/f16.jpg", "alt": "A jet"}}, "image.url"),
+        ({"image": {"url": "/f16.jpg", "alt": "A jet"}}, "image.url"),
+        ({"image": {"url": "javascript:alert(1)", "alt": "A jet"}}, "image.url"),
+        ({"image": {"url": "https://photos.example/f16.jpg"}}, "image.alt"),
+        ({"image": {"url": "https://photos.example/f16.jpg", "alt": "   "}}, "image.alt"),
+        ({"image": {"url": "https://photos.example/f16.jpg", "alt": "bell\x07"}}, "image.alt"),
+        ({"image": {"url": "https://photos.example/f16.jpg", "alt": "A", "width": 0}}, "image.width"),
+        ({"image": {"url": "https://photos.example/f16.jpg", "alt": "A", "height": "9"}}, "image.height"),
+        ({"image": {"url": "https://photos.example/f16.jpg", "alt": "A", "src": "x"}}, "image.src"),
+        ({"image": "https://photos.example/f16.jpg"}, "image"),
+        ({"urgency": 0}, "urgency"),
+        ({"urgency": 10}, "urgency"),
+        ({"urgency": "1"}, "urgency"),
+        ({"urgency": 1.5}, "urgency"),
+        ({"key_event": "yes"}, "key_event"),
+        ({"publish_at": "2020-01-01T00:00:00Z"}, "publish_at"),
+        ({"publish_at": (datetime.now(UTC) + timedelta(days=367)).isoformat()}, "publish_at"),
+        ({"publish_at": "2030-01-01T00:00:00"}, "publish_at"),
+        ({"publish_at": 1893456000}, "publish_at"),
+        (
+            {
+                "publish_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+                "published_at": "2024-01-01T00:00:00Z",
+            },
+            "publish_at",
+        ),
+    ],
+)
+def test_new_fields_reject_bad_values(body: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        parse(ItemCreate, {"headline": "ok", **body})
+    assert field in fields_of(exc)
+
+
+def test_image_origins_limit_where_photos_come_from() -> None:
+    origins = ["https://photos.example"]
+    ok = parse(ItemCreate, {"headline": "ok", "image": PHOTO}, image_origins=origins)
+    assert ok.image is not None and ok.image.alt == "An F-16 over the sea"
+    with pytest.raises(InvalidInput) as exc:
+        parse(
+            ItemCreate,
+            {"headline": "ok", "image": {**PHOTO, "url": "https://evil.example/x.jpg"}},
+            image_origins=origins,
+        )
+    assert fields_of(exc) == ["image.url"]
+
+
+def test_photo_key_event_urgency_and_schedule_reach_the_item() -> None:
+    at = datetime.now(UTC) + timedelta(minutes=10)
+    create = parse(
+        ItemCreate, {"headline": "ok", "image": PHOTO, "key_event": True, "urgency": 1, "publish_at": at.isoformat()}
+    )
+    item = create.to_item(at=AT)
+    assert item.key_event and item.urgency == 1 and item.image == create.image
+    assert abs(item.published_at - at) < timedelta(milliseconds=1)
+    assert parse(ItemCreate, {"headline": "ok"}).to_item().urgency == 5
+
+
+def test_fingerprint_of_an_old_style_create_is_unchanged_by_the_new_fields() -> None:
+    plain = parse(ItemCreate, {"headline": "ok", "id": "a"})
+    assert "image" not in repr(plain.fingerprint())
+    assert plain.fingerprint() != parse(ItemCreate, {"headline": "ok", "urgency": 2}).fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("changes", "kind", "badge"),
+    [
+        ({"key_event": True}, "key_event", False),
+        ({"pinned": True}, "pin", False),
+        ({"urgency": 1}, "update", False),
+        ({"image": PHOTO}, "update", True),
+        ({"headline": "new", "kind": "fix"}, "fix", False),
+    ],
+)
+def test_key_events_pins_and_urgency_are_edits_without_the_updated_badge(
+    changes: dict[str, object], kind: str, badge: bool
+) -> None:
+    item = parse(ItemCreate, {"headline": "ok"}).to_item(at=AT)
+    edit = parse(ItemEdit, changes)
+    after = apply_edit(item, edit, at=AT + timedelta(minutes=1))
+    assert change_kind(item, edit) == kind
+    assert (after.updated_at is not None) is badge and after.version == 2
+
+
+@pytest.mark.parametrize("body", [{"urgency": None}, {"key_event": None}, {"urgency": 0}])
+def test_edits_reject_bad_new_fields(body: dict[str, object]) -> None:
+    with pytest.raises(InvalidInput):
+        parse(ItemEdit, body)
+
+
+def test_a_scheduled_edit_moves_the_time_and_checks_it() -> None:
+    item = parse(ItemCreate, {"headline": "ok"}).to_item(at=AT)
+    later = datetime.now(UTC) + timedelta(hours=2)
+    moved = parse(ScheduledEdit, {"publish_at": later.isoformat(), "headline": "new"}).apply(item)
+    assert moved.headline == "new" and abs(moved.published_at - later) < timedelta(milliseconds=1)
+    for bad in ({}, {"publish_at": "2020-01-01T00:00:00Z"}, {"urgency": 10}, {"publish_at": None}):
+        with pytest.raises(InvalidInput):
+            parse(ScheduledEdit, bad)
+
+
+VECTORS = Path(__file__).parent / "vectors"
+TEXT = json.loads((VECTORS / "text.json").read_text(encoding="utf-8"))
+URLS = json.loads((VECTORS / "urls.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("text", TEXT["accept"])
+def test_plain_text_rule_keeps_what_text_needs(text: str) -> None:
+    create = parse(ItemCreate, {"headline": text, "author": text})
+    edit = parse(ItemEdit, {"kind": "correction", "correction": text})
+    assert create.headline == text and create.author == text and edit.correction == text
+
+
+@pytest.mark.parametrize("text", TEXT["refuse"])
+def test_plain_text_rule_refuses_bidi_controls_and_invisible_characters_in_every_field(text: str) -> None:
+    for body, field in [
+        ({"headline": text}, "headline"),
+        ({"headline": "ok", "author": text}, "author"),
+    ]:
+        with pytest.raises(InvalidInput) as exc:
+            parse(ItemCreate, body)
+        assert fields_of(exc) == [field] and "U+" in exc.value.message
+    with pytest.raises(InvalidInput) as refused:
+        parse(ItemEdit, {"kind": "correction", "correction": text})
+    assert fields_of(refused) == ["correction"]
+
+
+@pytest.mark.parametrize("url", URLS["accept"])
+def test_links_python_and_browsers_read_alike_are_accepted(url: str) -> None:
+    assert parse(ItemCreate, {"headline": "x", "url": url}).url == url
+
+
+@pytest.mark.parametrize("url", URLS["refuse"])
+def test_links_with_userinfo_backslashes_or_ambiguous_hosts_are_refused(url: str) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        parse(ItemCreate, {"headline": "x", "url": url})
+    assert fields_of(exc) == ["url"]
+    with pytest.raises(InvalidInput):
+        parse(ItemEdit, {"url": url})
+
+
+def test_an_item_stored_under_older_rules_stays_readable() -> None:
+    """Readers, feeds and consumers parse every stored item: a stricter rule must not break them."""
+    stored = {
+        "id": "old",
+        "version": 1,
+        "headline": "Minister \u202eseingiser\u202c today",
+        "url": "https://user@example.com/",
+        "author": "zero\u200bwidth",
+        "published_at": "2024-11-17T14:22:00.000Z",
+    }
+    item = Item.from_json(json.dumps(stored))
+    assert (item.headline, item.url, item.author) == (stored["headline"], stored["url"], stored["author"])
+    with pytest.raises(InvalidInput):
+        parse(ItemCreate, {k: v for k, v in stored.items() if k in ("headline", "url")})

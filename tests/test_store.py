@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ticker.errors import Conflict, NotFound, PreconditionFailed
+from ticker.errors import Conflict, NotFound, PreconditionFailed, Unavailable
 from ticker.models import Item, ItemCreate, ItemEdit, parse
 from ticker.store import Store, connect
 
@@ -35,7 +35,7 @@ async def test_publish_appends_one_entry_with_the_documented_fields(store: Store
     result = await store.publish(create(labels=["breaking"], id="q1"), actor="desk")
     [(cursor, fields)] = await entries(store)
     assert cursor == result.cursor
-    assert set(fields) == {"op", "id", "item", "actor", "v", "ts"}
+    assert set(fields) == {"op", "id", "item", "actor", "v", "ts", "kind"}
     assert fields["op"] == "publish" and fields["id"] == "q1" and fields["actor"] == "desk"
     assert fields["v"] == "1"
     assert abs(int(fields["ts"]) - int(cursor.split("-")[0])) < 1000
@@ -193,3 +193,27 @@ async def test_changes_after_cursor(store: Store) -> None:
     waited = await store.wait_changes(one.cursor, block_ms=100)
     assert [c.id for c in waited] == ["b"]
     assert await store.wait_changes(two.cursor, block_ms=50) == []
+
+
+async def test_write_rate_limit_is_kept_in_redis(store: Store, redis_url: str) -> None:
+    waits = [await store.take_write("desk", rate=1, burst=3) for _ in range(4)]
+    assert waits[:3] == [0, 0, 0] and 0 < waits[3] <= 1
+    assert await store.take_write("other", rate=1, burst=3) == 0, "each token has its own limit"
+    client = connect(redis_url)  # another process's client counts against the same limit
+    try:
+        assert await Store(client, prefix=store.prefix).take_write("desk", rate=1, burst=3) > 0
+    finally:
+        await client.aclose()
+
+
+async def test_a_write_no_replica_confirms_is_unavailable_and_safe_to_retry(store: Store) -> None:
+    durable = Store(store.redis, prefix=store.prefix, min_replicas=1, replica_wait_ms=20)
+    with pytest.raises(Unavailable) as raised:
+        await durable.publish(create(id="w1"), actor="desk")
+    assert "0 of 1 replicas" in raised.value.message and raised.value.headers["Retry-After"]
+    with pytest.raises(Unavailable):  # the entry is on the primary: a retry waits for it again
+        await durable.publish(create(id="w1"), actor="desk")
+    assert not (await store.publish(create(id="w1"), actor="desk")).created
+    assert len(await entries(store)) == 1
+    assert await durable.write_problems() == ["redis has 0 of the 1 replicas writes wait for"]
+    assert await store.write_problems() == []

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from ticker.admission import Admission
 from ticker.auth import Scope, Staff, authenticate
-from ticker.errors import RateLimited, Unauthorized
+from ticker.errors import RateLimited, TickerError, Unauthorized
 from ticker.http import (
     before_param,
     channel_param,
@@ -24,9 +24,11 @@ from ticker.http import (
     settings_of,
     store_of,
 )
-from ticker.limits import FailureLimit, KeyedBuckets
-from ticker.models import Item, ItemCreate, ItemEdit, parse
-from ticker.store import WriteResult
+from ticker.limits import FailureLimit
+from ticker.models import Item, ItemCreate, ItemEdit, ScheduledEdit, parse
+from ticker.store import Version, WriteResult
+
+MAX_QUERY = 200
 
 
 def item_json(item: Item) -> Any:
@@ -34,6 +36,10 @@ def item_json(item: Item) -> Any:
 
 
 def write_answer(result: WriteResult, status: int) -> Response:
+    if result.scheduled:
+        headers = {"Location": f"/api/scheduled/{result.item.id}"}
+        body = {"item": item_json(result.item), "cursor": result.cursor, "scheduled": True}
+        return json_response(body, status, headers)
     headers = {"ETag": f'"{result.item.version}"', "Location": f"/api/items/{result.item.id}"}
     return json_response({"item": item_json(result.item), "cursor": result.cursor}, status, headers)
 
@@ -59,12 +65,21 @@ async def login(request: Request) -> Staff:
         raise
 
 
+async def staff_reader(request: Request, scope: Scope | None = None) -> Staff:
+    """The authenticated staff member (allowed ``scope``, when given), for staff-only reads."""
+    member = await login(request)
+    if scope is not None:
+        member.require(scope)
+    return member
+
+
 async def staff(request: Request, scope: Scope) -> Staff:
-    """The authenticated staff member, allowed ``scope`` and within the write rate."""
+    """The authenticated staff member, allowed ``scope`` and within the write rate (kept in Redis,
+    so every process counts against the same limit)."""
     member = await login(request)
     member.require(scope)
-    buckets: KeyedBuckets = request.app.state.write_limits
-    wait = buckets.take(member.name, time.monotonic())
+    settings = settings_of(request)
+    wait = await store_of(request).take_write(member.name, rate=settings.write_rate, burst=settings.write_burst)
     if wait:
         raise RateLimited(f"too many writes from token {member.name!r}; slow down", retry_after=wait)
     return member
@@ -72,13 +87,21 @@ async def staff(request: Request, scope: Scope) -> Staff:
 
 async def list_items(request: Request) -> Response:
     before = before_param(request)
-    page = await store_of(request).page(channel=channel_param(request), limit=limit_param(request), before=before)
+    query = request.query_params.get("q", "").strip()
+    if len(query) > MAX_QUERY:
+        raise TickerError(f"q must be at most {MAX_QUERY} characters", fields=[{"field": "q", "message": "too long"}])
+    store, channel, limit = store_of(request), channel_param(request), limit_param(request)
+    key_events = request.query_params.get("key_event", "") in ("1", "true")
+    if query or key_events:
+        page = await store.search(query.split(), channel=channel, limit=limit, before=before, key_events=key_events)
+    else:
+        page = await store.page(channel=channel, limit=limit, before=before)
     body: dict[str, Any] = {
         "items": [item_json(i) for i in page.items],
         "cursor": page.cursor,
         "next": page.next,
     }
-    if before is None:
+    if before is None and not query and not key_events:
         body["pinned"] = [item_json(i) for i in page.pinned]
     return json_response(body)
 
@@ -88,9 +111,14 @@ async def get_item(request: Request) -> Response:
     return json_response(item_json(item), headers={"ETag": f'"{item.version}"'})
 
 
+def parse_body(request: Request, model: type[Any], data: Any) -> Any:
+    settings = settings_of(request)
+    return parse(model, data, labels=settings.labels, image_origins=settings.image_origins)
+
+
 async def create_item(request: Request) -> Response:
     member = await staff(request, Scope.PUBLISH)
-    create = parse(ItemCreate, await read_json(request), labels=settings_of(request).labels)
+    create = parse_body(request, ItemCreate, await read_json(request))
     result = await store_of(request).publish(create, actor=member.name)
     return write_answer(result, 201 if result.created else 200)
 
@@ -98,7 +126,7 @@ async def create_item(request: Request) -> Response:
 async def edit_item(request: Request) -> Response:
     member = await staff(request, Scope.EDIT)
     target = item_id(request)
-    edit = parse(ItemEdit, await read_json(request), labels=settings_of(request).labels)
+    edit = parse_body(request, ItemEdit, await read_json(request))
     result = await store_of(request).edit(target, edit, actor=member.name, if_match=if_match(request))
     return write_answer(result, 200)
 
@@ -107,6 +135,63 @@ async def retract_item(request: Request) -> Response:
     member = await staff(request, Scope.RETRACT)
     result = await store_of(request).retract(item_id(request), actor=member.name, if_match=if_match(request))
     return write_answer(result, 200)
+
+
+def version_json(version: Version) -> Any:
+    return {
+        "cursor": version.cursor,
+        "kind": version.kind,
+        "actor": version.actor,
+        "ts": version.ts,
+        "item": None if version.item is None else item_json(version.item),
+    }
+
+
+async def item_history(request: Request) -> Response:
+    """Every change of an item with its kind, actor and time (staff: it names who did what)."""
+    await staff_reader(request)
+    versions = await store_of(request).history(item_id(request))
+    return json_response({"versions": [version_json(v) for v in versions]})
+
+
+async def list_scheduled(request: Request) -> Response:
+    await staff_reader(request)
+    items = await store_of(request).scheduled()
+    return json_response({"items": [item_json(i) for i in items]})
+
+
+async def edit_scheduled(request: Request) -> Response:
+    await staff(request, Scope.EDIT)
+    target = item_id(request)
+    edit = parse_body(request, ScheduledEdit, await read_json(request))
+    item = await store_of(request).edit_scheduled(target, edit)
+    return json_response({"item": item_json(item), "scheduled": True})
+
+
+async def cancel_scheduled(request: Request) -> Response:
+    await staff(request, Scope.RETRACT)
+    item = await store_of(request).cancel_scheduled(item_id(request))
+    return json_response({"item": item_json(item), "cancelled": True})
+
+
+async def publish_scheduled(request: Request) -> Response:
+    await staff(request, Scope.PUBLISH)
+    result = await store_of(request).release(item_id(request), force=True)
+    assert result is not None  # a forced release either publishes or raises
+    return write_answer(result, 200)
+
+
+async def whoami(request: Request) -> Response:
+    """Who a token is: its name and scopes (the desk checks a token as soon as it is entered)."""
+    member = await staff_reader(request)
+    return json_response({"name": member.name, "scopes": sorted(s.value for s in member.scopes)})
+
+
+async def readers(request: Request) -> Response:
+    """Live readers per channel, summed over every server process (``*``: readers of all channels)."""
+    await staff_reader(request)
+    counts = await store_of(request).readers()
+    return json_response({"channels": counts, "total": sum(counts.values())})
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -129,4 +214,10 @@ def by_method(path: str, handlers: dict[str, Endpoint]) -> Route:
 routes = [
     by_method("/api/items", {"GET": list_items, "POST": create_item}),
     by_method("/api/items/{id}", {"GET": get_item, "PATCH": edit_item, "DELETE": retract_item}),
+    by_method("/api/items/{id}/history", {"GET": item_history}),
+    by_method("/api/scheduled", {"GET": list_scheduled}),
+    by_method("/api/scheduled/{id}", {"PATCH": edit_scheduled, "DELETE": cancel_scheduled}),
+    by_method("/api/scheduled/{id}/publish", {"POST": publish_scheduled}),
+    by_method("/api/me", {"GET": whoami}),
+    by_method("/api/readers", {"GET": readers}),
 ]

@@ -14,20 +14,21 @@ from typing import Any
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ticker import api, feeds, live, openapi, operations, pages, sse
 from ticker.admission import Admission
 from ticker.config import Settings
 from ticker.errors import ConfigError, TickerError
-from ticker.headers import ReadCors, SecurityHeaders
+from ticker.headers import Compress, ReadCors, SecurityHeaders
 from ticker.http import json_response
 from ticker.hub import Hub
-from ticker.limits import FailureLimit, KeyedBuckets
+from ticker.limits import FailureLimit
 from ticker.metrics import Metrics
 from ticker.protocol import CloseCode
 from ticker.reader import Reader
+from ticker.scheduler import Audience, Scheduler
 from ticker.store import Store, connect, unavailable
 
 log = logging.getLogger("ticker")
@@ -44,6 +45,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     error = TickerError(exc.detail or "error")
     body = {"error": {"code": codes.get(exc.status_code, "bad_request"), "message": error.message, "fields": []}}
     return json_response(body, exc.status_code, dict(exc.headers or {}))
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """A client that hangs up mid-body is not a server fault: one line, and an answer no one reads."""
+    assert isinstance(exc, ClientDisconnect)
+    log.info("%s %s: the client closed the connection before sending the whole body", request.method, request.url.path)
+    return Response(status_code=400)
 
 
 async def redis_error(request: Request, exc: Exception) -> Response:
@@ -65,7 +73,13 @@ def create_app(settings: Settings) -> Starlette:
             # collector runs so often in a reconnect storm that it costs ~40 % of the CPU.
             gc.set_threshold(settings.gc_threshold, *gc.get_threshold()[1:])
         client = connect(redis_url, health_check_interval=10, socket_connect_timeout=5, socket_timeout=10)
-        app.state.store = Store(client, prefix=settings.prefix, stream_maxlen=settings.stream_maxlen)
+        app.state.store = Store(
+            client,
+            prefix=settings.prefix,
+            stream_maxlen=settings.stream_maxlen,
+            min_replicas=settings.min_replicas,
+            replica_wait_ms=settings.replica_wait_ms,
+        )
         # The stream reader blocks in XREAD on a connection of its own, with a socket
         # timeout longer than the block so only a real stall times out.
         follow = connect(redis_url, socket_connect_timeout=5, socket_timeout=settings.reader_block_ms / 1000 + 10)
@@ -76,24 +90,36 @@ def create_app(settings: Settings) -> Starlette:
             block_ms=settings.reader_block_ms,
             max_lag=settings.max_reader_lag,
         )
-        task = asyncio.create_task(reader.run(), name="ticker-stream-reader")
+        scheduler = Scheduler(app.state.store, interval=settings.scheduler_interval)
+        audience = Audience(hub, app.state.store, interval=settings.audience_interval)
+        tasks = [
+            asyncio.create_task(reader.run(), name="ticker-stream-reader"),
+            asyncio.create_task(scheduler.run(), name="ticker-scheduler"),
+            asyncio.create_task(audience.run(), name="ticker-audience"),
+        ]
         try:
             yield
         finally:
             hub.close_all(CloseCode.GOING_AWAY, "server shutting down")
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await follow.aclose()
             await client.aclose()
 
     async def readiness() -> list[str]:
         store: Store = app.state.store
         reader: Reader = app.state.reader
-        problems = [] if await store.ping() else ["redis unreachable"]
-        return problems + reader.problems()
+        return await store.write_problems() + reader.problems()
 
-    handlers: dict[Any, Any] = {TickerError: ticker_error, HTTPException: http_error, RedisError: redis_error}
+    handlers: dict[Any, Any] = {
+        TickerError: ticker_error,
+        HTTPException: http_error,
+        RedisError: redis_error,
+        ClientDisconnect: client_gone,
+    }
     hub = Hub(
         metrics=Metrics(shared_dir=settings.metrics_dir),
         history_size=settings.history_size,
@@ -105,11 +131,11 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(ReadCors)
+    app.add_middleware(Compress)
     app.state.settings = settings
-    app.state.write_limits = KeyedBuckets(settings.write_rate, settings.write_burst)
     app.state.readiness = readiness
     app.state.hub = hub
     app.state.admission = Admission(settings)
     app.state.login_failures = FailureLimit(settings.login_failure_rate, settings.login_failure_burst)
-    app.state.openapi = functools.partial(openapi.document, settings.labels)
+    app.state.openapi = functools.partial(openapi.today_document, settings)
     return app

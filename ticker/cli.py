@@ -64,7 +64,13 @@ def _parser() -> Parser:
         help=f"server processes on the one port (env TICKER_WORKERS; default {config.DEFAULT_WORKERS})",
     )
 
-    demo = sub.add_parser("demo", parents=[common], help="run the server with a producer of sample headlines")
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="run the server with a producer of sample headlines; starts fresh each time",
+        description="Run the server with a producer of sample headlines. It starts fresh each time: "
+        "the demo's items are wiped on start (ticker serve keeps its items).",
+    )
     demo.add_argument("--host", help=f"address to bind (default {config.DEFAULT_HOST})")
     demo.add_argument("--port", type=int, help=f"port (default {config.DEFAULT_PORT}; 0 picks a free one)")
     demo.add_argument("--interval", type=float, default=4.0, help="seconds between sample headlines (default 4)")
@@ -151,7 +157,13 @@ def _parser() -> Parser:
 async def open_store(settings: Settings, url: str) -> AsyncIterator[Store]:
     client = connect(url, socket_connect_timeout=5)
     try:
-        yield Store(client, prefix=settings.prefix, stream_maxlen=settings.stream_maxlen)
+        yield Store(
+            client,
+            prefix=settings.prefix,
+            stream_maxlen=settings.stream_maxlen,
+            min_replicas=settings.min_replicas,
+            replica_wait_ms=settings.replica_wait_ms,
+        )
     finally:
         await client.aclose()
 
@@ -166,7 +178,9 @@ def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[int]]) 
         try:
             return asyncio.run(go())
         except RedisError as exc:
-            raise TickerError(f"cannot use Redis at {url}: {exc}; is it running? check TICKER_REDIS_URL") from None
+            raise TickerError(
+                f"cannot use Redis at {config.redacted(url)}: {exc}; is it running? check TICKER_REDIS_URL"
+            ) from None
 
 
 def actor() -> str:
@@ -352,7 +366,7 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def serve_banner(base: str, redis: str) -> str:
-    return f"Ticker serving on {base} (Redis: {redis})"
+    return f"Ticker serving on {base} (Redis: {config.redacted(redis)})"
 
 
 def main(argv: list[str] | None = None) -> int:

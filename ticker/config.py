@@ -7,11 +7,12 @@ values it needs from a :class:`Settings` instance.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ticker.errors import ConfigError
@@ -20,7 +21,6 @@ from ticker.proxies import Networks
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_PREFIX = "ticker"
-REDIS_SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_STREAM_MAXLEN = 10_000
 DEFAULT_LABELS = (
     "breaking",
@@ -70,6 +70,16 @@ DEFAULT_SHUTDOWN_GRACE = 5
 """Seconds a stopping process waits for open streams (SSE) before cutting them; WebSockets close at once."""
 DEFAULT_GC_THRESHOLD = 20_000
 """Allocations between young-generation garbage collections in a server process (Python: 700)."""
+DEFAULT_SCHEDULER_INTERVAL = 0.25
+"""Seconds between a process's looks for scheduled items that are due."""
+DEFAULT_AUDIENCE_INTERVAL = 2.0
+"""Seconds between a process's reports of its live readers (kept in Redis for three intervals)."""
+DEFAULT_IMAGE_ORIGINS: tuple[str, ...] = ()
+"""Origins (``https://host``) item photos may come from; empty allows any https origin."""
+LOCAL_IMAGE_HOSTS = ("localhost", "127.0.0.1", "::1")
+"""Hosts an image origin may name with plain http (a local demo serving its own photos)."""
+DEFAULT_RELATIVE_TIMES = True
+"""The reader page shows "5 min ago" beside each time of the last twelve hours."""
 DEFAULT_READER_COUNT = 1000
 DEFAULT_READER_BLOCK_MS = 5000
 DEFAULT_MAX_READER_LAG = 5.0
@@ -91,6 +101,118 @@ DEFAULT_HEADER_TIMEOUT = 10.0
 """Seconds a connection has to send a complete request head; one that trickles it is closed."""
 DEFAULT_FANOUT_SLICE = 1000
 """Writes the fan-out makes before letting the event loop serve others (HTTP, handshakes)."""
+# --- Redis topologies and durable writes -------------------------------------------
+
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+sentinels", "redis+cluster", "redis+clusters")
+DEFAULT_MIN_REPLICAS = 0
+"""A write is acknowledged once the primary has it: a single Redis (with its AOF) has no replicas
+to wait for. Set 1 with Sentinel and two replicas so a failover never loses an acknowledged write."""
+DEFAULT_REPLICA_WAIT_MS = 1000
+"""How long a write waits for its replicas (``WAIT``) before it answers 503 and may be retried."""
+DEFAULT_SENTINEL_PORT = 26379
+DEFAULT_REDIS_PORT = 6379
+REDIS_URL_OPTIONS = ("sentinel_username", "sentinel_password", "ssl_ca_certs")
+"""Query parameters a ``redis+sentinel(s)://`` or ``redis+cluster(s)://`` URL may carry."""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """A Redis URL taken apart: one server, a Sentinel-watched primary, or a Cluster."""
+
+    kind: str
+    """``single``, ``sentinel`` or ``cluster``."""
+    url: str
+    """The URL as given (a ``single`` target is opened with it as it is)."""
+    nodes: tuple[tuple[str, int], ...] = ()
+    """Sentinels, or the Cluster's seed nodes."""
+    service: str = ""
+    """The Sentinel service (primary) name."""
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    options: tuple[tuple[str, str], ...] = ()
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages and logs."""
+    return re.sub(r"(://[^/@]*?:)[^/@]*@", r"\1***@", url)
+
+
+def _nodes(netloc: str, default_port: int, url: str) -> tuple[tuple[str, int], ...]:
+    nodes = []
+    for part in netloc.split(","):
+        part = part.strip()
+        if part.startswith("["):  # an IPv6 address: [::1]:26379
+            host, _, tail = part[1:].partition("]")
+            port = tail.removeprefix(":")
+        else:
+            host, _, port = part.partition(":")
+        port = port or str(default_port)
+        if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:  # not "¹", "٣"
+            raise ConfigError(f"the Redis URL {redacted(url)!r} names {part!r}, which is not host:port")
+        nodes.append((host, int(port)))
+    return tuple(nodes)
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """Take a Redis URL apart, or raise :class:`ConfigError` with one sentence saying what is wrong.
+
+    ``redis://``, ``rediss://`` and ``unix://`` name one server;
+    ``redis+sentinel://[user:pass@]host:port[,host:port...]/service[/db]`` a primary that
+    Sentinels watch (``redis+sentinels://``: TLS); ``redis+cluster://[user:pass@]host:port[,...]``
+    a Redis Cluster's seed nodes (``redis+clusters://``: TLS).
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in REDIS_SCHEMES:
+        raise ConfigError(
+            f"the Redis URL {redacted(url)!r} must start with one of " + ", ".join(f"{s}://" for s in REDIS_SCHEMES)
+        )
+    scheme = scheme.lower()
+    if scheme in ("redis", "rediss", "unix"):
+        return RedisTarget(kind="single", url=url)
+    parts = urlsplit("x://" + rest)
+    userinfo, _, netloc = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    options = tuple(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = [name for name, _ in options if name not in REDIS_URL_OPTIONS]
+    if unknown:
+        raise ConfigError(
+            f"the Redis URL {redacted(url)!r} has the unknown option {unknown[0]!r}; known: "
+            + ", ".join(REDIS_URL_OPTIONS)
+        )
+    sentinel = scheme.startswith("redis+sentinel")
+    nodes = _nodes(netloc, DEFAULT_SENTINEL_PORT if sentinel else DEFAULT_REDIS_PORT, url)
+    path = [unquote(p) for p in parts.path.split("/") if p]
+    db = 0
+    service = ""
+    if sentinel:
+        if not path or len(path) > 2 or (len(path) == 2 and not (path[1].isascii() and path[1].isdigit())):
+            raise ConfigError(f"the Redis URL {redacted(url)!r} must end in /service_name or /service_name/db")
+        service = path[0]
+        db = int(path[1]) if len(path) == 2 else 0
+    elif path:
+        raise ConfigError(f"the Redis URL {redacted(url)!r} must name only host:port pairs: a Cluster has no databases")
+    return RedisTarget(
+        kind="sentinel" if sentinel else "cluster",
+        url=url,
+        nodes=nodes,
+        service=service,
+        db=db,
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        tls=scheme.endswith("s"),
+        options=options,
+    )
+
+
+def validate_redis_ha(settings: Settings) -> None:
+    if settings.min_replicas < 0:
+        raise ConfigError("min_replicas must be 0 or more")
+    if settings.replica_wait_ms < 1:
+        raise ConfigError("replica_wait_ms must be at least 1")
+    if settings.write_rate <= 0 or settings.write_burst < 1:
+        raise ConfigError("write_rate must be above 0 and write_burst at least 1")
 
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
@@ -151,6 +273,11 @@ class Settings:
     reader_count: int = DEFAULT_READER_COUNT
     reader_block_ms: int = DEFAULT_READER_BLOCK_MS
     max_reader_lag: float = DEFAULT_MAX_READER_LAG
+    scheduler_interval: float = DEFAULT_SCHEDULER_INTERVAL
+    audience_interval: float = DEFAULT_AUDIENCE_INTERVAL
+    image_origins: tuple[str, ...] = DEFAULT_IMAGE_ORIGINS
+    """Where item photos may come from; the pages' CSP ``img-src`` lists exactly these."""
+    relative_times: bool = DEFAULT_RELATIVE_TIMES
     # proxies and admission
     trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES
     """Addresses and CIDRs of proxies whose ``X-Forwarded-For`` names the client (``ticker.proxies``)."""
@@ -163,6 +290,10 @@ class Settings:
     """Where the workers of one ``serve`` share their metrics; set by the supervisor, never by hand."""
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     fanout_slice: int = DEFAULT_FANOUT_SLICE
+    min_replicas: int = DEFAULT_MIN_REPLICAS
+    """Replicas that must have a write before it is acknowledged (``WAIT``); 0: the primary alone."""
+    replica_wait_ms: int = DEFAULT_REPLICA_WAIT_MS
+    """How long a write waits for :attr:`min_replicas` before it answers 503."""
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-``None`` values replaced (CLI flags win over env)."""
@@ -232,6 +363,10 @@ _PARSERS: dict[str, Any] = {
     "reader_count": int,
     "reader_block_ms": int,
     "max_reader_lag": float,
+    "scheduler_interval": float,
+    "audience_interval": float,
+    "image_origins": _csv,
+    "relative_times": _flag,
     # proxies and admission
     "trusted_proxies": _csv,
     "login_failure_burst": int,
@@ -240,6 +375,8 @@ _PARSERS: dict[str, Any] = {
     "workers": int,
     "header_timeout": float,
     "fanout_slice": int,
+    "min_replicas": int,
+    "replica_wait_ms": int,
 }
 
 _EXPECTED = {"public_url": "an absolute http(s) URL such as https://news.example, without user, query or fragment"}
@@ -272,17 +409,24 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"prefix {settings.prefix!r} must be non-empty without braces, colons or spaces")
     if settings.stream_maxlen < 100:
         raise ConfigError("stream_maxlen must be at least 100 entries")
-    if settings.redis_url is not None and settings.redis_url.split("://", 1)[0] not in REDIS_SCHEMES:
-        raise ConfigError(
-            f"the Redis URL {settings.redis_url!r} must start with one of "
-            + ", ".join(f"{scheme}://" for scheme in REDIS_SCHEMES)
-        )
+    if settings.redis_url is not None:
+        parse_redis_url(settings.redis_url)
+    validate_redis_ha(settings)
     if not settings.labels:
         raise ConfigError("the label vocabulary must not be empty")
     if settings.history_size < 1 or settings.snapshot_limit < 1 or settings.reader_count < 1:
         raise ConfigError("history_size, snapshot_limit and reader_count must be at least 1")
     if settings.reader_block_ms < 1:
         raise ConfigError("reader_block_ms must be at least 1")
+    if settings.scheduler_interval <= 0 or settings.audience_interval <= 0:
+        raise ConfigError("scheduler_interval and audience_interval must be above 0 seconds")
+    for origin in settings.image_origins:
+        parts = urlsplit(origin)
+        local = parts.scheme == "http" and (parts.hostname or "") in LOCAL_IMAGE_HOSTS
+        if not (parts.scheme == "https" or local) or not parts.hostname or parts.path not in ("", "/") or parts.query:
+            raise ConfigError(
+                f"image origin {origin!r} must be https://host or https://host:port (http only for localhost)"
+            )
     for name in ("trusted_proxies", "trusted_addresses"):
         try:
             Networks.parse(getattr(settings, name))

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ticker.config import DEFAULT_PREFIX
-from ticker.errors import InvalidInput, Unavailable
+from ticker.errors import InvalidInput, NotFound, Unavailable
 from ticker.models import Change, Event, format_time, now
 from ticker.protocol import parse_cursor
 from ticker.store import Store, connect
@@ -143,6 +143,8 @@ class Consumer:
         """Whether :meth:`run` created the group (``None`` until it has started)."""
         self._stopping = asyncio.Event()
         self._gap_seen: str | None = None
+        self._last: str | None = None
+        """The last change this consumer handled: where a lost group is made again."""
 
     def stop(self) -> None:
         """Finish the entry being handled, then return from :meth:`run` (safe from a signal)."""
@@ -183,9 +185,14 @@ class Consumer:
                 log.warning("consumer %s: %s (next try in %.1fs)", self.name, exc.message, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
+            except NotFound:
+                # The group is gone (a failover to a replica that never had it): make it
+                # again after the last change this consumer handled, or at the start.
+                log.warning("group %s vanished; creating it again after %s", self.group, self._last or self.start)
+                started = False
 
     async def _start(self) -> None:
-        self.created = await self.store.create_group(self.group, self.start)
+        self.created = await self.store.create_group(self.group, self._last or self.start)
         if not self.created and self.start != "$":
             log.info("group %s exists; it goes on from its own position, not %s", self.group, self.start)
         await self._check_gap()
@@ -288,6 +295,7 @@ class Consumer:
             return
         await self.store.ack(self.group, cursor)
         self.stats.handled += 1
+        self._last = cursor
 
     async def _dead_letter(self, cursor: str, fields: dict[str, str], error: str, attempts: int) -> None:
         note = {
@@ -343,15 +351,29 @@ async def follow(
     """Every change after ``start``, as it happens, without a group (nothing is acknowledged).
 
     Keep the last ``event.cursor`` and pass it as ``start`` to resume. Malformed
-    entries are logged and skipped. Ends when ``stop`` is set.
+    entries are logged and skipped. Through a Redis outage or a failover it waits and
+    goes on from its cursor. Ends when ``stop`` is set.
     """
     cursor = start_id(start)
     if cursor == "$":
         cursor = await store.head()
     elif cursor != "0-0" and await store.trimmed_after(cursor):
         log.warning("entries after %s may have been trimmed; following from the oldest retained one", cursor)
+    outages = 0
     while stop is None or not stop.is_set():
-        for change in await store.wait_changes(cursor, count=DEFAULT_BATCH, block_ms=block_ms):
+        try:
+            if outages and cursor != "0-0" and not await store.has(cursor):
+                log.warning("change %s is not in the stream any more (trimmed, or lost in a failover)", cursor)
+            changes = await store.wait_changes(cursor, count=DEFAULT_BATCH, block_ms=block_ms)
+            outages = 0
+        except Unavailable as exc:
+            outages += 1
+            delay = min(MAX_RETRY_DELAY, 0.1 * 2**outages)
+            log.warning("following from %s: %s (next try in %.1fs)", cursor, exc.message, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for((stop or asyncio.Event()).wait(), delay)
+            continue
+        for change in changes:
             cursor = change.cursor
             try:
                 event = Event.from_change(change)

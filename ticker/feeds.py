@@ -9,8 +9,9 @@ lists retracted items as RFC 6721 tombstones (``at:deleted-entry``), JSON Feed
 The stream cursor a feed is current as of is its ``ETag``, and the cursor's
 time its ``Last-Modified``, so a conditional request for an unchanged feed costs
 one Redis round trip and answers 304. ``If-Modified-Since`` is compared with the
-cursor's time to the millisecond, so a date (whole seconds) only proves a feed
-unchanged once its second has passed; ``If-None-Match`` is exact and preferred.
+cursor's time to the millisecond, never the rounded second, so a change in the
+same second as the ``Last-Modified`` a poller saw is never hidden; only
+``If-None-Match`` makes the cheap poll certain.
 """
 
 from __future__ import annotations
@@ -127,8 +128,13 @@ def json_feed(feed: FeedRequest, before: str | None = None) -> Any:
                 "edit": edit_kind(item),
                 "correction": item.correction,
                 "pinned": item.pinned,
+                "key_event": item.key_event,
+                "urgency": item.urgency,
             },
         }
+        if item.image is not None:
+            entry["image"] = item.image.url
+            entry["_ticker"]["image"] = item.image.model_dump()
         if item.updated_at is not None:
             entry["date_modified"] = format_time(item.updated_at)
         if item.labels:
@@ -197,6 +203,10 @@ def atom_feed(feed: FeedRequest, before: str | None = None) -> str:
         if item.author:
             out.append(f"<author>{_text('name', item.author)}</author>")
         out.append(f'<link rel="alternate" href={quoteattr(item.url or urls.item(item.id))}/>')
+        if item.image is not None:
+            out.append(f'<link rel="enclosure" href={quoteattr(item.image.url)} title={quoteattr(item.image.alt)}/>')
+        if item.key_event:
+            out.append('<category scheme="urn:ticker:key-event" term="key-event"/>')
         for label in item.labels:
             out.append(f"<category term={quoteattr(label)}/>")
         if (kind := edit_kind(item)) is not None:
@@ -252,7 +262,13 @@ def openapi_paths() -> dict[str, Any]:
     params = [
         {"name": "channel", "in": "query", "required": False, "schema": {"type": "string", "pattern": channel}},
         {"name": "limit", "in": "query", "required": False, "schema": limit},
-        {"name": "before", "in": "query", "required": False, "schema": {"type": "string", "pattern": before}},
+        {
+            "name": "before",
+            "in": "query",
+            "required": False,
+            "description": "next_url's page token: the page of older items",
+            "schema": {"type": "string", "pattern": before},
+        },
         {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
         {"name": "If-Modified-Since", "in": "header", "required": False, "schema": {"type": "string"}},
     ]

@@ -1,15 +1,20 @@
 """Every header policy of the HTTP responses, in one place.
 
 - :class:`SecurityHeaders` adds the hardening headers to every response.
-- :data:`PAGE_HEADERS` are the pages' strict Content-Security-Policy and frame protection.
+- :data:`PAGE_HEADERS` are the pages' strict Content-Security-Policy and frame protection;
+  :data:`STATIC_HEADERS` the same for every file under ``/static/``, cached
+  for good (:data:`IMMUTABLE`) when asked for by the pages' hashed links, else
+  revalidated (:data:`REVALIDATE`).
 - :class:`ReadCors` lets a widget on another site make anonymous reads
   (no credentials, GET/HEAD of public paths); staff writes never get CORS.
+- :class:`Compress` gzips text answers, never the event stream.
 
-Both middlewares are pure ASGI, so streaming responses (SSE) stay streaming.
+The middlewares are pure ASGI, so streaming responses (SSE) stay streaming.
 """
 
 from __future__ import annotations
 
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = "; ".join(
@@ -27,12 +32,33 @@ CSP = "; ".join(
         "trusted-types 'none'",
     ]
 )
+
+
+def csp(image_origins: tuple[str, ...] = ()) -> str:
+    """The pages' Content-Security-Policy with ``img-src`` for item photos from ``image_origins``
+    (``TICKER_IMAGE_ORIGINS``), or from any https origin when none are set."""
+    images = " ".join(image_origins) if image_origins else "https:"
+    return CSP.replace("img-src 'self' data:", f"img-src 'self' data: {images}")
+
+
 PAGE_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Frame-Options": "DENY",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
     "Cache-Control": "no-cache",
 }
+STATIC_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+}
+"""Scripts and styles do not need them, but an SVG opened directly is a document like any page."""
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "no-cache"
+STREAMS = frozenset({"/api/events"})
+"""Answers that stream: never buffered for compression, each event must leave at once."""
+GZIP_MIN_BYTES = 1024
+GZIP_LEVEL = 6
+"""zlib's default: nearly level 9's size at a fraction of its CPU."""
 CORS_PREFIXES = ("/api/items", "/api/events", "/widget.json", "/static/", "/feed.json", "/feed.atom")
 """Anonymous reads a widget on another site makes; staff writes never get CORS."""
 
@@ -91,3 +117,20 @@ class ReadCors:
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
+
+
+class Compress:
+    """gzip for answers a client accepts it for (pages, scripts, styles, feeds, JSON),
+    except the streams in :data:`STREAMS`, whatever the installed Starlette excludes,
+    and ranges (a compressed part of a file matches no ``Content-Range``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=GZIP_MIN_BYTES, compresslevel=GZIP_LEVEL)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ranged = any(name == b"range" for name, _ in scope.get("headers", ()))
+        if scope["type"] == "http" and scope["path"] not in STREAMS and not ranged:
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -305,9 +305,7 @@ class Hub:
             frames += len(group)
         self.metrics.frames.inc(frames)
         for subscriber in list(self._ahead):  # after the groups' targets are taken: once each
-            due = [e for e in entries if passes(subscriber.channel, e.channel, e.previous_channel)]
-            if due:
-                self._catch_up(subscriber, due)
+            self._catch_up(subscriber, entries)
         self._entries = entries
         self._idle.clear()
         try:
@@ -358,16 +356,26 @@ class Hub:
         self._entries = []
         self._idle.set()
 
-    def _catch_up(self, subscriber: Subscriber, due: list[Entry]) -> None:
+    def _catch_up(self, subscriber: Subscriber, entries: list[Entry]) -> None:
+        """A subscriber whose cursor is ahead of this process: quiet until the stream reaches it.
+
+        When the stream passes that cursor without having it, the change never existed
+        here (a failover lost it after the client saw it elsewhere): ``reset`` and a snapshot.
+        """
         assert subscriber.ahead is not None
         ahead = cursor_key(subscriber.ahead)
-        later = [e.message for e in due if cursor_key(e.cursor) > ahead]
-        if cursor_key(due[-1].cursor) >= ahead:
-            subscriber.ahead = None
-            self._ahead.pop(subscriber, None)
-            self._groups.setdefault((subscriber.channel, subscriber.sink.kind), {})[subscriber] = None
-        if later:
-            self._write_all([subscriber], encode(subscriber.sink.kind, later, self.max_frame_bytes), len(later))
+        if cursor_key(entries[-1].cursor) < ahead:
+            return
+        subscriber.ahead = None
+        self._ahead.pop(subscriber, None)
+        self._groups.setdefault((subscriber.channel, subscriber.sink.kind), {})[subscriber] = None
+        if any(cursor_key(e.cursor) == ahead for e in entries):
+            due = [e for e in entries if passes(subscriber.channel, e.channel, e.previous_channel)]
+            messages = [e.message for e in due if cursor_key(e.cursor) > ahead]
+        else:
+            messages = [reset_message("unknown cursor"), self.snapshot(subscriber.channel)]
+        if messages:
+            self._write_all([subscriber], encode(subscriber.sink.kind, messages, self.max_frame_bytes), len(messages))
 
     def _write_all(self, subscribers: list[Subscriber], data: Any, messages: int = 1) -> None:
         self._writing = True
@@ -443,6 +451,14 @@ class Hub:
             return False
         self.metrics.connections.labels(subscriber.sink.kind).dec()
         return True
+
+    def readers(self) -> dict[str, int]:
+        """Live subscribers per channel filter (``*``: all channels), for the desk's reader count."""
+        counts: dict[str, int] = {}
+        for (channel, _), group in self._groups.items():
+            name = channel or "*"
+            counts[name] = counts.get(name, 0) + len(group)
+        return counts
 
     def subscribers(self) -> list[Subscriber]:
         return [*(s for group in self._groups.values() for s in group), *self._ahead]

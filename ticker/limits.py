@@ -43,21 +43,6 @@ class TokenBucket:
 
 
 @dataclass(slots=True)
-class KeyedBuckets:
-    """One :class:`TokenBucket` per key (e.g. per staff token), created on first use."""
-
-    rate: float
-    burst: int
-    buckets: dict[str, TokenBucket] = field(default_factory=dict)
-
-    def take(self, key: str, at: float) -> float:
-        bucket = self.buckets.get(key)
-        if bucket is None:
-            bucket = self.buckets[key] = TokenBucket(self.rate, self.burst)
-        return bucket.take(at)
-
-
-@dataclass(slots=True)
 class ConnectionCounter:
     """Open live connections (WebSocket and SSE) in total and per client address.
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar, cast
+from urllib.parse import urlsplit
 
 from pydantic import (
     AwareDatetime,
@@ -42,6 +43,14 @@ MAX_URL = 2048
 MAX_LABELS = 5
 MAX_AUTHOR = 120
 MAX_CORRECTION = 500
+MAX_ALT = 300
+MAX_CAPTION = 500
+MAX_CREDIT = 120
+MAX_IMAGE_SIDE = 10_000
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
+"""How far ahead ``publish_at`` may be: a year (leap-proof)."""
+URGENCY_FLASH = 1
+DEFAULT_URGENCY = 5
 FUTURE_SKEW = timedelta(minutes=5)
 """How far ahead of the server clock ``published_at`` may be (clock skew, not scheduling)."""
 STREAM_SCHEMA_VERSION = "1"
@@ -213,6 +222,31 @@ def _check_url(value: str | None) -> str | None:
     return value
 
 
+def _check_image_url(value: str, info: ValidationInfo) -> str:
+    checked = _check_url(value)
+    assert checked is not None
+    parts = urlsplit(checked)
+    origins: Iterable[str] = (info.context or {}).get("image_origins", ())
+    origin = f"{parts.scheme}://{parts.netloc}".lower()
+    # http only from a local origin listed on purpose (the demo serves its own photos over http).
+    if parts.scheme != "https" and not (origin in origins and is_local_host(parts.hostname or "")):
+        raise ValueError("image url must be an absolute https URL")
+    if origins and origin not in origins:
+        raise ValueError(f"images may come only from {', '.join(origins)}")
+    return checked
+
+
+def is_local_host(host: str) -> bool:
+    """Loopback or this machine's any-address: where a plain-http image origin may be allowed."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
 def _check_labels(value: list[str], info: ValidationInfo) -> list[str]:
     vocabulary: Iterable[str] = (info.context or {}).get("labels", DEFAULT_LABELS)
     labels = [label.strip().lower() for label in value]
@@ -230,28 +264,79 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
+def _stored(info: ValidationInfo) -> bool:
+    """Whether the data comes from our own store: it passed the rules of its day, and today's
+    stricter ones must not make a stored item unreadable (every reader and consumer would fail)."""
+    return bool((info.context or {}).get("stored"))
+
+
 class _Content(_Strict):
     """Validators shared by every model that carries item content."""
 
     @field_validator("headline", check_fields=False)
     @classmethod
-    def _headline(cls, value: str | None) -> str | None:
-        return None if value is None else _plain_text(value, what="headline", limit=MAX_HEADLINE)
+    def _headline(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or _stored(info):
+            return value
+        return _plain_text(value, what="headline", limit=MAX_HEADLINE)
 
     @field_validator("author", check_fields=False)
     @classmethod
-    def _author(cls, value: str | None) -> str | None:
-        return None if value is None else _plain_text(value, what="author", limit=MAX_AUTHOR)
+    def _author(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or _stored(info):
+            return value
+        return _plain_text(value, what="author", limit=MAX_AUTHOR)
 
     @field_validator("url", check_fields=False)
     @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return _check_url(value)
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return value if _stored(info) else _check_url(value)
 
     @field_validator("labels", check_fields=False)
     @classmethod
     def _labels(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
         return None if value is None else _check_labels(value, info)
+
+
+class Image(_Strict):
+    """A photo for an item: Ticker keeps its URL and description, never the bytes."""
+
+    url: str
+    alt: str
+    """What the photo shows, for readers who cannot see it: required."""
+    caption: str | None = None
+    credit: str | None = None
+    width: int | None = Field(default=None, ge=1, le=MAX_IMAGE_SIDE, strict=True)
+    height: int | None = Field(default=None, ge=1, le=MAX_IMAGE_SIDE, strict=True)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str, info: ValidationInfo) -> str:
+        if _stored(info):
+            return value  # checked against the origins allowed when it was written
+        return _check_image_url(value, info)
+
+    @field_validator("alt")
+    @classmethod
+    def _alt(cls, value: str, info: ValidationInfo) -> str:
+        return value if _stored(info) else _plain_text(value, what="alt", limit=MAX_ALT)
+
+    @field_validator("caption")
+    @classmethod
+    def _caption(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or _stored(info):
+            return value
+        return _plain_text(value, what="caption", limit=MAX_CAPTION)
+
+    @field_validator("credit")
+    @classmethod
+    def _credit(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or _stored(info):
+            return value
+        return _plain_text(value, what="credit", limit=MAX_CREDIT)
+
+
+Urgency = Annotated[int, Field(ge=1, le=9, strict=True)]
 
 
 class Item(_Content):
@@ -269,14 +354,18 @@ class Item(_Content):
     pinned: bool = False
     lang: str | None = Field(default=None, pattern=LANG_PATTERN)
     author: str | None = None
+    image: Image | None = None
+    key_event: bool = False
+    urgency: int = Field(default=DEFAULT_URGENCY, ge=1, le=9)
 
     def to_json(self) -> str:
         return self.model_dump_json()
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Item:
-        """Trusted JSON from our own store: labels are not checked against today's vocabulary."""
-        return cls.model_validate_json(raw, context={"labels": _ANY_LABEL})
+        """Trusted JSON from our own store: labels are not checked against today's vocabulary,
+        nor text and links against today's rules (an item stored under older ones stays readable)."""
+        return cls.model_validate_json(raw, context={"labels": _ANY_LABEL, "stored": True})
 
     @property
     def sort_key(self) -> str:
@@ -316,13 +405,32 @@ class ItemCreate(_Content):
     pinned: StrictBool = False
     lang: str | None = Field(default=None, pattern=LANG_PATTERN)
     author: str | None = None
+    image: Image | None = None
+    key_event: StrictBool = False
+    urgency: Urgency = DEFAULT_URGENCY
+    publish_at: AwareDatetime | None = None
+    """A future time to publish at (scheduled); until then the item is in no public view."""
 
-    @field_validator("published_at", mode="before")
+    @field_validator("published_at", "publish_at", mode="before")
     @classmethod
-    def _iso_text(cls, value: object) -> object:
+    def _iso_text(cls, value: object, info: ValidationInfo) -> object:
         if value is not None and not isinstance(value, str | datetime):
-            raise ValueError("published_at must be an ISO 8601 string with a time zone")
+            raise ValueError(f"{info.field_name} must be an ISO 8601 string with a time zone")
         return value
+
+    @field_validator("publish_at")
+    @classmethod
+    def _ahead(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else check_publish_at(value)
+
+    @model_validator(mode="after")
+    def _one_time(self) -> ItemCreate:
+        if self.publish_at is not None and self.published_at is not None:
+            raise InvalidInput(
+                "give published_at (now or earlier) or publish_at (later), not both",
+                fields=[{"field": "publish_at", "message": "not together with published_at"}],
+            )
+        return self
 
     @field_validator("published_at")
     @classmethod
@@ -342,6 +450,9 @@ class ItemCreate(_Content):
     def fingerprint(self) -> str:
         """Identifies the request's content, so a retried create is recognized as the same."""
         data = self.model_dump(mode="json", exclude={"id"})
+        for name in NEWER_FIELDS:  # left out at their defaults, so older fingerprints still match
+            if data[name] == ItemCreate.model_fields[name].default:
+                del data[name]
         return hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()
 
     def to_item(self, *, at: datetime | None = None) -> Item:
@@ -352,14 +463,34 @@ class ItemCreate(_Content):
             url=self.url,
             labels=self.labels,
             channel=self.channel,
-            published_at=self.published_at or at or now(),
+            published_at=self.publish_at or self.published_at or at or now(),
             pinned=self.pinned,
             lang=self.lang,
             author=self.author,
+            image=self.image,
+            key_event=self.key_event,
+            urgency=self.urgency,
         )
 
 
-CONTENT_FIELDS = ("headline", "url", "labels", "channel", "lang", "author")
+NEWER_FIELDS = ("image", "key_event", "urgency", "publish_at")
+
+
+def check_publish_at(value: datetime) -> datetime:
+    """A schedule time: in the future, at most a year ahead; whole milliseconds, UTC."""
+    try:
+        utc = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("publish_at is out of range") from None
+    current = datetime.now(UTC)
+    if utc <= current:
+        raise ValueError("publish_at must be in the future")
+    if utc > current + MAX_SCHEDULE_AHEAD:
+        raise ValueError("publish_at must be at most a year ahead")
+    return utc_ms(utc)
+
+
+CONTENT_FIELDS = ("headline", "url", "labels", "channel", "lang", "author", "image")
 
 
 class ItemEdit(_Content):
@@ -374,13 +505,16 @@ class ItemEdit(_Content):
     pinned: StrictBool | None = None
     lang: str | None = Field(default=None, pattern=LANG_PATTERN)
     author: str | None = None
+    image: Image | None = None
+    key_event: StrictBool | None = None
+    urgency: Urgency | None = None
 
     @field_validator("correction")
     @classmethod
     def _note(cls, value: str | None) -> str | None:
         return None if value is None else _plain_text(value, what="correction", limit=MAX_CORRECTION)
 
-    @field_validator("headline", "channel", "pinned", "labels")
+    @field_validator("headline", "channel", "pinned", "labels", "key_event", "urgency")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:
@@ -421,6 +555,71 @@ def apply_edit(item: Item, edit: ItemEdit, *, at: datetime) -> Item:
     return item.model_copy(update=update)
 
 
+class ScheduledEdit(_Content):
+    """``PATCH /api/scheduled/{id}``: changes to an item before it is published (no badge, no version)."""
+
+    headline: str | None = None
+    url: str | None = None
+    labels: list[str] | None = None
+    channel: str | None = Field(default=None, pattern=CHANNEL_PATTERN)
+    pinned: StrictBool | None = None
+    lang: str | None = Field(default=None, pattern=LANG_PATTERN)
+    author: str | None = None
+    image: Image | None = None
+    key_event: StrictBool | None = None
+    urgency: Urgency | None = None
+    publish_at: AwareDatetime | None = None
+
+    @field_validator("publish_at", mode="before")
+    @classmethod
+    def _iso_text(cls, value: object) -> object:
+        if not isinstance(value, str | datetime):
+            raise ValueError("publish_at must be an ISO 8601 string with a time zone")
+        return value
+
+    @field_validator("publish_at")
+    @classmethod
+    def _ahead(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else check_publish_at(value)
+
+    @field_validator("headline", "channel", "pinned", "labels", "key_event", "urgency")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> ScheduledEdit:
+        if not self.model_fields_set:
+            raise InvalidInput("the edit changes nothing", fields=[])
+        return self
+
+    def apply(self, item: Item) -> Item:
+        """The scheduled item with these changes; ``publish_at`` moves its time."""
+        update: dict[str, Any] = {name: getattr(self, name) for name in self.model_fields_set}
+        if "publish_at" in update:
+            update["published_at"] = update.pop("publish_at")
+        return item.model_copy(update=update)
+
+
+ChangeKind = Literal["publish", "update", "correction", "fix", "pin", "unpin", "key_event", "retract"]
+
+
+def change_kind(item: Item, edit: ItemEdit) -> ChangeKind:
+    """What an edit was, for the item's history: the editor's kind, or pin/key event when that is all it did."""
+    if edit.kind is EditKind.CORRECTION:
+        return "correction"
+    if edit.kind is EditKind.FIX:
+        return "fix"
+    changed = {name for name, value in edit.changes().items() if value != getattr(item, name)}
+    if changed == {"pinned"}:
+        return "pin" if edit.pinned else "unpin"
+    if changed == {"key_event"}:
+        return "key_event"
+    return "update"
+
+
 def validation_error(exc: ValidationError) -> InvalidInput:
     """One :class:`InvalidInput` naming every bad field, from a pydantic error."""
     fields = []
@@ -439,10 +638,16 @@ def validation_error(exc: ValidationError) -> InvalidInput:
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def parse(model: type[_M], data: Any, *, labels: Iterable[str] = DEFAULT_LABELS) -> _M:
-    """Validate request data into ``model``, raising :class:`InvalidInput` on any problem."""
+def parse(
+    model: type[_M], data: Any, *, labels: Iterable[str] = DEFAULT_LABELS, image_origins: Iterable[str] = ()
+) -> _M:
+    """Validate request data into ``model``, raising :class:`InvalidInput` on any problem.
+
+    ``image_origins`` (``https://host[:port]``): where images may come from; empty allows any https origin.
+    """
+    context = {"labels": tuple(labels), "image_origins": tuple(o.lower().rstrip("/") for o in image_origins)}
     try:
-        return model.model_validate(data, context={"labels": tuple(labels)})
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise validation_error(exc) from None
 

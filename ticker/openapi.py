@@ -14,19 +14,22 @@ from __future__ import annotations
 import functools
 import unicodedata
 from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from ticker import __version__, feeds
-from ticker.config import MAX_PAGE_LIMIT
+from ticker.config import MAX_PAGE_LIMIT, Settings
 from ticker.http import BEFORE
 from ticker.models import (
     CHANNEL_PATTERN,
-    CONTENT_FIELDS,
     ID_PATTERN,
+    MAX_ALT,
     MAX_AUTHOR,
+    MAX_CAPTION,
     MAX_CORRECTION,
+    MAX_CREDIT,
     MAX_HEADLINE,
     MAX_LABELS,
     MAX_URL,
@@ -34,6 +37,7 @@ from ticker.models import (
     Item,
     ItemCreate,
     ItemEdit,
+    ScheduledEdit,
 )
 
 LIMIT_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_LIMIT}
@@ -165,7 +169,9 @@ def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _tighten(schema: dict[str, Any], labels: Sequence[str], *, not_null: Sequence[str] = ()) -> dict[str, Any]:
+def _tighten(
+    schema: dict[str, Any], labels: Sequence[str], today: date, *, not_null: Sequence[str] = ()
+) -> dict[str, Any]:
     """A request model's schema with the rules its validators enforce."""
     properties: dict[str, Any] = schema["properties"]
     for name in not_null:
@@ -177,9 +183,36 @@ def _tighten(schema: dict[str, Any], labels: Sequence[str], *, not_null: Sequenc
     _set_string_rule(properties["url"], {"pattern": URL_PATTERN, "maxLength": MAX_URL})
     if "published_at" in properties:
         _set_string_rule(properties["published_at"], {"pattern": PUBLISHED_PATTERN})
+    if "publish_at" in properties:
+        _set_string_rule(properties["publish_at"], {"pattern": publish_at_pattern(today)})
+    if "published_at" in properties and "publish_at" in properties:
+        schema["not"] = {
+            "properties": {"published_at": {"type": "string"}, "publish_at": {"type": "string"}},
+            "required": ["published_at", "publish_at"],
+        }
     label_list = {"enum": list(labels)}
     _set_array_rule(properties["labels"], {"items": {"type": "string", **label_list}, "maxItems": MAX_LABELS})
     return schema
+
+
+def publish_at_pattern(today: date) -> str:
+    """Scheduled times the document offers: the month after next, always ahead and within the year
+    the API allows, whatever the time zone; the API takes any time from now to a year ahead."""
+    month = today.month + 1
+    year, month = today.year + month // 12, month % 12 + 1
+    return f"^{year:04d}-{month:02d}-"
+
+
+def _image(schema: dict[str, Any], origins: Sequence[str]) -> None:
+    """The photo: an https link (from one of ``origins`` when they are set) and plain-text words."""
+    properties = schema["properties"]
+    for name, limit in (("alt", MAX_ALT), ("caption", MAX_CAPTION), ("credit", MAX_CREDIT)):
+        _set_string_rule(properties[name], {"pattern": text_pattern(limit)})
+    pattern = URL_PATTERN.replace("[Ss]?", "[Ss]", 1)
+    if origins:
+        listed = "|".join(origin.replace(".", "\\.") for origin in origins)
+        pattern = f"^(?:{listed})(?:[/?#][!#-\\[\\]-~]*)?$"
+    _set_string_rule(properties["url"], {"pattern": pattern, "maxLength": MAX_URL})
 
 
 def _set_string_rule(prop: dict[str, Any], rule: dict[str, Any]) -> None:
@@ -195,9 +228,10 @@ def _set_array_rule(prop: dict[str, Any], rule: dict[str, Any]) -> None:
 def _edit_rules(schema: dict[str, Any]) -> dict[str, Any]:
     """An edit changes a field, or is a correction; a note comes with kind ``correction`` only."""
     correction = {"properties": {"kind": {"const": EditKind.CORRECTION.value}}, "required": ["kind"]}
+    changes_nothing = ("kind", "correction")
     schema["properties"]["correction"] = _non_null(schema["properties"]["correction"])
     schema["allOf"] = [
-        {"anyOf": [*({"required": [name]} for name in (*CONTENT_FIELDS, "pinned")), correction]},
+        {"anyOf": [*({"required": [n]} for n in schema["properties"] if n not in changes_nothing), correction]},
         {"if": correction, "then": {"required": ["correction"]}, "else": {"not": {"required": ["correction"]}}},
     ]
     return schema
@@ -207,20 +241,44 @@ _MODELS: tuple[tuple[str, type[BaseModel], Literal["validation", "serialization"
     ("Item", Item, "serialization"),
     ("ItemCreate", ItemCreate, "validation"),
     ("ItemEdit", ItemEdit, "validation"),
+    ("ScheduledEdit", ScheduledEdit, "validation"),
 )
+_ITEMS = {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}}}
+_HISTORY = {
+    "type": "object",
+    "properties": {
+        "versions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "cursor": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "actor": {"type": "string"},
+                    "ts": {"type": "integer"},
+                    "item": {"anyOf": [{"$ref": "#/components/schemas/Item"}, {"type": "null"}]},
+                },
+            },
+        }
+    },
+}
 
 
 @functools.cache
-def document(labels: tuple[str, ...]) -> dict[str, Any]:
-    """The whole OpenAPI 3.1 document for ``/openapi.json``, with the deployment's label vocabulary."""
+def document(labels: tuple[str, ...], image_origins: tuple[str, ...], today: date) -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document for ``/openapi.json``: the deployment's label vocabulary and
+    image origins; scheduled times are offered relative to ``today``."""
     schemas = {
         name: model.model_json_schema(mode=mode, ref_template="#/components/schemas/{model}")
         for name, model, mode in _MODELS
     }
     for schema in list(schemas.values()):
         schemas.update(schema.pop("$defs", {}))
-    _tighten(schemas["ItemCreate"], labels)
-    _edit_rules(_tighten(schemas["ItemEdit"], labels, not_null=("headline", "channel", "pinned", "labels")))
+    never_null = ("headline", "channel", "pinned", "labels", "key_event", "urgency")
+    _tighten(schemas["ItemCreate"], labels, today)
+    _edit_rules(_tighten(schemas["ItemEdit"], labels, today, not_null=never_null))
+    _tighten(schemas["ScheduledEdit"], labels, today, not_null=(*never_null, "publish_at"))["minProperties"] = 1
+    _image(schemas["Image"], [origin.lower().rstrip("/") for origin in image_origins])
     item_id = _param("id", "path", {"type": "string", "pattern": ID_PATTERN})
     before = {"type": "string", "pattern": f"^(?:{BEFORE.pattern[1:-1]})?$"}
     if_match = _param(
@@ -249,6 +307,7 @@ def document(labels: tuple[str, ...]) -> dict[str, Any]:
                         channel,
                         _param("limit", "query", LIMIT_SCHEMA),
                         _param("before", "query", before, "`next` of the previous page"),
+                        _param("q", "query", {"type": "string", "maxLength": 200}, "Words the headline must have"),
                     ],
                     "responses": {"200": _json(_ref("Page"), "A page"), **_errors(400, 503)},
                 },
@@ -284,6 +343,61 @@ def document(labels: tuple[str, ...]) -> dict[str, Any]:
                     "responses": {"200": _json(_ref("Write"), "Retracted"), **writes, **_errors(412)},
                 },
             },
+            "/api/items/{id}/history": {
+                "get": {
+                    "summary": "Every change of the item with its kind, actor and time (staff)",
+                    "security": secured,
+                    "parameters": [item_id],
+                    "responses": {"200": _json(_HISTORY, "The history"), **_errors(401, 404, 503)},
+                }
+            },
+            "/api/scheduled": {
+                "get": {
+                    "summary": "Scheduled items, soonest first (staff)",
+                    "security": secured,
+                    "responses": {"200": _json(_ITEMS, "Scheduled items"), **_errors(401, 503)},
+                }
+            },
+            "/api/scheduled/{id}": {
+                "patch": {
+                    "summary": "Change a scheduled item or its time",
+                    "security": secured,
+                    "parameters": [item_id],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("ScheduledEdit")}},
+                    },
+                    "responses": {"200": _json(_ITEMS, "Changed"), **writes},
+                },
+                "delete": {
+                    "summary": "Cancel a scheduled item (nothing is appended)",
+                    "security": secured,
+                    "parameters": [item_id],
+                    "responses": {"200": {"description": "Cancelled"}, **writes},
+                },
+            },
+            "/api/scheduled/{id}/publish": {
+                "post": {
+                    "summary": "Publish a scheduled item now",
+                    "security": secured,
+                    "parameters": [item_id],
+                    "responses": {"200": _json(_ref("Write"), "Published"), **writes},
+                }
+            },
+            "/api/me": {
+                "get": {
+                    "summary": "Who a staff token is: its name and scopes",
+                    "security": secured,
+                    "responses": {"200": {"description": "name and scopes"}, **_errors(401, 503)},
+                }
+            },
+            "/api/readers": {
+                "get": {
+                    "summary": "Live readers per channel, summed over every server process (staff)",
+                    "security": secured,
+                    "responses": {"200": {"description": "channels and total"}, **_errors(401, 503)},
+                }
+            },
             "/healthz": {"get": {"summary": "Process alive", "responses": {"200": {"description": "OK"}}}},
             "/readyz": {
                 "get": {
@@ -314,3 +428,8 @@ def document(labels: tuple[str, ...]) -> dict[str, Any]:
             **feeds.openapi_paths(),
         },
     }
+
+
+def today_document(settings: Settings) -> dict[str, Any]:
+    """The document for ``settings``, as of today (built once a day)."""
+    return document(settings.labels, settings.image_origins, datetime.now(UTC).date())

@@ -40,10 +40,20 @@ def parse_address(text: str) -> IPv4Address | IPv6Address | None:
     return address
 
 
-def normalize(text: str) -> str:
-    """The canonical text of an address (``::ffff:1.2.3.4`` is ``1.2.3.4``); anything else as given."""
+@lru_cache(maxsize=8192)
+def canonical(text: str) -> str | None:
+    """The canonical text of an address (``::ffff:1.2.3.4`` is ``1.2.3.4``), or None for anything else.
+
+    Cached: one process sees the same addresses over and over, and parsing is
+    most of what resolving a client costs.
+    """
     address = parse_address(text)
-    return text if address is None else str(address)
+    return None if address is None else str(address)
+
+
+def normalize(text: str) -> str:
+    """:func:`canonical`, or the text as given when it is not an address."""
+    return canonical(text) or text
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +77,8 @@ class Networks:
         return isinstance(address, str) and _member(self.networks, address)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=8192)
 def _member(networks: tuple[Network, ...], address: str) -> bool:
-    """Cached: one process sees the same few thousand addresses over and over."""
     parsed = parse_address(address)
     return parsed is not None and any(parsed in network for network in networks)
 
@@ -87,10 +96,10 @@ def client_address(peer: str, forwarded_for: Iterable[str], proxies: Networks) -
         return client
     entries = [entry for value in forwarded_for for entry in value.split(",")]
     for entry in reversed(entries):
-        address = parse_address(entry)
+        address = canonical(entry.strip())
         if address is None:
             return client
-        client = str(address)
+        client = address
         if client not in proxies:
             return client
     return client

@@ -4,9 +4,11 @@ It loads the snapshot and recent history once, then follows the stream with
 ``XREAD BLOCK`` and a ``COUNT`` from the last cursor it applied. Any failure
 (Redis gone, a read that timed out because the event loop was busy) is logged
 and counted, and the read is retried from that same cursor after a short
-backoff: never from ``$``, never silently dead. If Redis trimmed changes the
-reader had not seen (a long outage), the hub starts over from a new snapshot
-and every client gets ``reset``.
+backoff: never from ``$``, never silently dead. After any failure it checks that
+the change it read last is still in the stream: if Redis trimmed changes the
+reader had not seen (a long outage), or a failover promoted a replica that never
+had that change, the hub starts over from a new snapshot and every client gets
+``reset``, never a silent gap.
 """
 
 from __future__ import annotations
@@ -63,10 +65,15 @@ class Reader:
             page.cursor,
         )
 
-    async def _gap(self) -> bool:
-        """True when changes after the hub's cursor were trimmed before they were read."""
+    async def _gap(self) -> str | None:
+        """Why the stream no longer continues from the hub's cursor, or ``None`` when it does."""
+        cursor = self.hub.cursor
+        if cursor == "0-0" or await self.store.has(cursor):
+            return None
         first = await self.store.first()
-        return first is not None and self.hub.cursor != "0-0" and cursor_key(first) > cursor_key(self.hub.cursor)
+        if first is not None and cursor_key(first) > cursor_key(cursor):
+            return "changes after it were trimmed during the outage"
+        return "Redis does not have it (a failover promoted a replica that never had it)"
 
     async def run(self) -> None:
         backoff = MIN_BACKOFF
@@ -75,11 +82,8 @@ class Reader:
             try:
                 if not self.hub.loaded.is_set():
                     await self.load()
-                elif recovering and await self._gap():
-                    log.warning(
-                        "changes after %s were trimmed during the outage; starting over",
-                        self.hub.cursor,
-                    )
+                elif recovering and (gap := await self._gap()):
+                    log.warning("stream reader at %s: %s; starting over", self.hub.cursor, gap)
                     await self.load()
                 recovering = False
                 changes = await self.store.wait_changes(self.hub.cursor, count=self.count, block_ms=self.block_ms)
@@ -98,6 +102,7 @@ class Reader:
                 raise
             except (RedisError, OSError, TimeoutError, TickerError) as exc:
                 recovering = True
+                await self.store.reconnect()
                 self.hub.metrics.redis_errors.inc()
                 if self.error is None:
                     log.warning(

@@ -11,30 +11,90 @@ the hash tag ``{prefix}`` so the same scripts run on a Redis Cluster::
     {p}:cursor          hash id -> cursor of the item's last change
     {p}:tl, {p}:tl:<ch> sorted sets of "<published_at ms>:<id>" (all, per channel)
     {p}:pinned          sorted set of pinned items' sort keys
+    {p}:hist:<id>       list of the cursors of one item's changes (its history, read from the stream)
+    {p}:sched           sorted set id -> publish_at ms: scheduled items, not yet public
+    {p}:sched:items     hash id -> item JSON as it will be published; {p}:sched:by: id -> actor
+    {p}:readers:<proc>  hash channel -> live readers of one server process (expires unless refreshed)
     {p}:tokens          hash name -> token record JSON; {p}:token-hash: hash -> name
     {p}:dead:<group>    dead-letter stream of one consumer group (entries that kept failing)
+    {p}:rate:<token>    a staff token's write rate limit (GCRA: the theoretical arrival time)
+    {p}:sync            a counter written before ``WAIT`` so the wait covers every earlier change
+
+:func:`connect` opens any of the Redis topologies a URL names (one server,
+a Sentinel-watched primary, a Cluster); the same code runs on each.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MasterDownError,
+    MovedError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ticker.config import DEFAULT_PREFIX, DEFAULT_STREAM_MAXLEN
+from ticker.config import (
+    DEFAULT_MIN_REPLICAS,
+    DEFAULT_PREFIX,
+    DEFAULT_REPLICA_WAIT_MS,
+    DEFAULT_STREAM_MAXLEN,
+    parse_redis_url,
+)
 from ticker.errors import Conflict, NotFound, PreconditionFailed, TickerError, Unavailable
-from ticker.models import STREAM_SCHEMA_VERSION, Change, Item, ItemCreate, ItemEdit, apply_edit, now
+from ticker.models import (
+    STREAM_SCHEMA_VERSION,
+    Change,
+    Item,
+    ItemCreate,
+    ItemEdit,
+    ScheduledEdit,
+    apply_edit,
+    change_kind,
+    now,
+)
 from ticker.protocol import cursor_key
 
+_WORDS = re.compile(r"\w+")
 EDIT_RETRIES = 200
 """Optimistic retries of an edit that lost a race with another edit of the same item."""
+WRITE_CHECK_TTL = 0.5
+"""Seconds a "would a write succeed?" answer is reused (``/readyz`` may be polled often)."""
+REPLICA_LAG_SLACK = 2
+"""Seconds since a replica's last acknowledgement past which it no longer counts as connected."""
+TRANSIENT = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ReadOnlyError,
+    ClusterDownError,
+    MasterDownError,
+    TryAgainError,
+    RedisClusterException,
+)
+"""Errors that mean "not now": a failover, a slot moving, a primary restarting. Writes answer 503."""
+TRANSIENT_REPLIES = ("UNBLOCKED", "NOREPLICAS", "LOADING")
+"""Error replies with the same meaning that redis-py has no class for."""
+
+Client = aioredis.Redis | RedisCluster
 
 
 def _script(name: str) -> str:
@@ -46,6 +106,20 @@ class WriteResult:
     item: Item
     cursor: str
     created: bool = True
+    scheduled: bool = False
+    """The item waits for its ``publish_at``: nothing was appended, ``cursor`` is the head."""
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One change of an item, as its history shows it."""
+
+    cursor: str
+    kind: str
+    actor: str
+    ts: int
+    item: Item | None
+    """The item after the change; ``None`` once the entry was trimmed from the stream."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +132,87 @@ class Page:
     pinned: list[Item]
 
 
-def connect(url: str, **kwargs: Any) -> aioredis.Redis:
-    """A client for ``url`` that decodes replies as text."""
-    client: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True, **kwargs)
+class SentinelClient(aioredis.Redis):
+    """The client of a Sentinel-watched primary; closing it closes the Sentinel connections too."""
+
+    sentinels: list[aioredis.Redis] | None = None
+    service: str = ""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        for client in self.sentinels or []:
+            await client.aclose()
+
+    async def confirms(self, host: str, port: int) -> bool:
+        """Whether a majority of the Sentinels name ``host:port`` as the primary, none disagrees,
+        and none is failing over: a deposed primary keeps accepting writes for a while."""
+
+        async def ask(sentinel: aioredis.Redis) -> Any:
+            try:
+                state = await sentinel.execute_command("SENTINEL", "MASTER", self.service)  # type: ignore[no-untyped-call]
+            except (RedisError, OSError):
+                return None
+            return {_text(k): _text(v) for k, v in dict(state).items()}
+
+        sentinels = self.sentinels or []
+        answers = [a for a in await asyncio.gather(*(ask(s) for s in sentinels)) if a]
+        agree = [
+            a
+            for a in answers
+            if a["ip"] == host and int(a["port"]) == port and "failover_in_progress" not in str(a["flags"])
+        ]
+        return len(agree) == len(answers) and len(agree) > len(sentinels) // 2
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def connect(url: str, **kwargs: Any) -> Client:
+    """A client for ``url`` (any form :func:`ticker.config.parse_redis_url` takes) that decodes
+    replies as text. ``kwargs`` are redis-py connection options (timeouts, health checks).
+
+    A Sentinel client asks the Sentinels for the primary on every new connection, and a
+    connection that finds its server demoted (``READONLY``) is dropped, so the client
+    follows failovers; a Cluster client follows ``MOVED``/``ASK`` and slot migrations.
+    """
+    target = parse_redis_url(url)
+    if target.kind == "single":
+        single: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True, **kwargs)
+        return single
+    options = dict(target.options)
+    tls: dict[str, Any] = {}
+    if target.tls:
+        tls = {"ssl": True, **({"ssl_ca_certs": options["ssl_ca_certs"]} if "ssl_ca_certs" in options else {})}
+    auth: dict[str, Any] = {"username": target.username, "password": target.password}
+    if target.kind == "cluster":
+        nodes = [ClusterNode(host, port) for host, port in target.nodes]
+        return RedisCluster(startup_nodes=nodes, decode_responses=True, **auth, **tls, **kwargs)
+    sentinel_kwargs: dict[str, Any] = {
+        "username": options.get("sentinel_username"),
+        "password": options.get("sentinel_password"),
+        **tls,
+        **{k: v for k, v in kwargs.items() if k.startswith("socket_")},
+    }
+    sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    client = sentinel.master_for(
+        target.service, redis_class=SentinelClient, db=target.db, decode_responses=True, **auth, **tls, **kwargs
+    )
+    assert isinstance(client, SentinelClient)
+    client.sentinels = list(sentinel.sentinels)
+    client.service = target.service
     return client
 
 
 def unavailable(exc: RedisError) -> Unavailable:
-    return Unavailable(f"Redis is unavailable ({type(exc).__name__}); retry shortly")
+    return Unavailable(f"Redis is unavailable ({type(exc).__name__}: {exc}); retry shortly")
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` means Redis cannot serve right now (retry later), not a bad request."""
+    if isinstance(exc, (*TRANSIENT, OSError)):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).startswith(TRANSIENT_REPLIES)
 
 
 class Store:
@@ -73,15 +220,21 @@ class Store:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: Client,
         *,
         prefix: str = DEFAULT_PREFIX,
         stream_maxlen: int = DEFAULT_STREAM_MAXLEN,
+        min_replicas: int = DEFAULT_MIN_REPLICAS,
+        replica_wait_ms: int = DEFAULT_REPLICA_WAIT_MS,
     ) -> None:
+        """``min_replicas``: a change is acknowledged only once that many replicas have it."""
         self.redis = redis
         self.prefix = prefix
         self.stream_maxlen = stream_maxlen
-        tag = "{" + prefix + "}"
+        self.min_replicas = min_replicas
+        self.replica_wait_ms = replica_wait_ms
+        self._checked: tuple[float, list[str]] | None = None
+        tag = self._tag = "{" + prefix + "}"
         self.stream_key = f"{tag}:stream"
         self._items = f"{tag}:items"
         self._gone = f"{tag}:gone"
@@ -92,10 +245,23 @@ class Store:
         self._tokens = f"{tag}:tokens"
         self._token_hash = f"{tag}:token-hash"
         self._token_used = f"{tag}:token-used"
+        self._sched = f"{tag}:sched"
+        self._sched_items = f"{tag}:sched:items"
+        self._sched_by = f"{tag}:sched:by"
+        self._readers = f"{tag}:readers"
+        self._sync = f"{tag}:sync"
         self._publish = redis.register_script(_script("publish"))
         self._change = redis.register_script(_script("change"))
         self._page = redis.register_script(_script("page"))
         self._token = redis.register_script(_script("token"))
+        self._revoke = redis.register_script(_script("revoke"))
+        self._dead_letter = redis.register_script(_script("deadletter"))
+        self._rate = redis.register_script(_script("ratelimit"))
+        self._release = redis.register_script(_script("release"))
+        self._schedule = redis.register_script(_script("schedule"))
+
+    def _history(self, item_id: str) -> str:
+        return f"{self._tag}:hist:{item_id}"
 
     def _timeline(self, channel: str | None) -> str:
         return self._tl if channel is None else f"{self._tl}:{channel}"
@@ -103,14 +269,129 @@ class Store:
     async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
         try:
             return await op()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
+            if not transient(exc):
+                raise
+            self._checked = None  # the next readiness check asks Redis again
             raise unavailable(exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc))) from exc
 
-    async def ping(self) -> bool:
+    async def _primary(self) -> dict[str, Any]:
+        """Where a keyless command (``WAIT``, ``INFO``) must go: on a Cluster, the deployment's slot owner."""
+        if isinstance(self.redis, RedisCluster):
+            await self.redis.initialize()  # learns the slots on first use; no-op after
+            return {"target_nodes": self.redis.get_node_from_key(self.stream_key)}
+        return {}
+
+    @contextlib.asynccontextmanager
+    async def _writer(self, *, one_connection: bool = False) -> AsyncIterator[Client]:
+        """The client a change is made with: with ``min_replicas``, one connection for the change
+        and its ``WAIT`` (which counts the replicas that have that connection's writes).
+        ``one_connection`` asks for one connection anyway (to learn which server answered)."""
+        if isinstance(self.redis, RedisCluster) or not (self.min_replicas or one_connection):
+            yield self.redis
+            return
+        single = aioredis.Redis(connection_pool=self.redis.connection_pool, single_connection_client=True)
         try:
-            return bool(await self.redis.ping())
-        except (RedisError, OSError):
-            return False
+            yield single
+        finally:
+            await single.aclose()
+
+    async def _replicated(self, writer: Client) -> None:
+        """Return once ``min_replicas`` replicas have every change ``writer`` made, or raise Unavailable.
+
+        A counter is written first, so the wait also covers a change that was made
+        earlier by another connection (the first attempt of a repeated publish):
+        replication is in order. Behind Sentinel, the server must also still be the
+        primary the Sentinels name: a deposed one accepts writes until it is reconfigured.
+        """
+        if not self.min_replicas:
+            return
+        if isinstance(writer, RedisCluster):
+            return await self._replicated_on_cluster()
+        await self._call(lambda: writer.incr(self._sync))
+        wait = ("WAIT", self.min_replicas, self.replica_wait_ms)
+        acked = int(await self._call(lambda: writer.execute_command(*wait)))  # type: ignore[no-untyped-call]
+        self._check_acked(acked)
+        if isinstance(self.redis, SentinelClient):
+            connection = writer.connection
+            host, port = getattr(connection, "host", ""), getattr(connection, "port", 0)
+            if not await self.redis.confirms(host, port):
+                await self.reconnect()
+                self._checked = None
+                raise Unavailable(
+                    "the change reached a server that is no longer the primary (a failover is under way); retry"
+                )
+
+    def _check_acked(self, acked: int) -> None:
+        if acked >= self.min_replicas:
+            return
+        self._checked = None
+        raise Unavailable(
+            f"the change reached the primary but only {acked} of {self.min_replicas} replicas confirmed it "
+            f"within {self.replica_wait_ms} ms; retry (a publish with its id is safe to repeat)"
+        )
+
+    async def _replicated_on_cluster(self) -> None:
+        for _ in range(3):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.incr(self._sync)
+            pipe.execute_command("WAIT", self.min_replicas, self.replica_wait_ms, **await self._call(self._primary))
+            # On a Cluster both go to the slot's owner; a redirection means it moved meanwhile.
+            run = pipe.execute(allow_redirections=False) if isinstance(pipe, ClusterPipeline) else pipe.execute()
+            try:
+                replies = await self._call(lambda: run)  # noqa: B023
+            except (MovedError, AskError):
+                await self._call(lambda: self.redis.incr(self._sync))  # follows the slot: learns its new owner
+                continue
+            return self._check_acked(int(replies[1]))
+        raise Unavailable("the deployment's slot is moving between Redis Cluster nodes; retry shortly")
+
+    async def write_problems(self) -> list[str]:
+        """Why a write would fail now (empty when it would succeed), from one cheap
+        ``INFO replication``: the primary unreachable, a read-only replica, too few replicas.
+        Reused for :data:`WRITE_CHECK_TTL` seconds, and asked again after any failed call."""
+        now = time.monotonic()
+        if self._checked is not None and now - self._checked[0] < WRITE_CHECK_TTL:
+            return self._checked[1]
+        problems: list[str] = []
+        try:
+            async with self._writer(one_connection=True) as writer:
+                info: Any = await writer.info("replication", **await self._primary())
+                connection = getattr(writer, "connection", None)
+                address = getattr(connection, "host", ""), getattr(connection, "port", 0)
+                confirmed = not isinstance(self.redis, SentinelClient) or await self.redis.confirms(*address)
+        except (RedisError, RedisClusterException, OSError) as exc:
+            problems.append(f"redis unreachable ({type(exc).__name__}: {exc})")
+        else:
+            if info.get("role") != "master":
+                problems.append("redis is a read-only replica (a failover is under way or the URL names a replica)")
+                await self.reconnect()
+            elif not confirmed:
+                problems.append("the Sentinels name another primary, or are failing over")
+                await self.reconnect()
+            elif self.min_replicas:
+                max_lag = self.replica_wait_ms / 1000 + REPLICA_LAG_SLACK
+                replicas = [
+                    v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict) and k[5:].isdigit()
+                ]
+                good = sum(1 for r in replicas if r.get("state") == "online" and float(r.get("lag", 0)) <= max_lag)
+                if good < self.min_replicas:
+                    problems.append(f"redis has {good} of the {self.min_replicas} replicas writes wait for")
+        self._checked = (time.monotonic(), problems)
+        return problems
+
+    async def reconnect(self) -> None:
+        """Drop idle connections, so the next ones ask the Sentinels where the primary is now
+        (a connection that only reads never learns its server was demoted)."""
+        if isinstance(self.redis, SentinelClient):
+            await self.redis.connection_pool.disconnect(inuse_connections=False)
+
+    async def take_write(self, name: str, *, rate: float, burst: int) -> float:
+        """One write of token ``name`` against its limit, shared by every process:
+        0 if allowed, else the seconds until it would be."""
+        key = f"{{{self.prefix}}}:rate:{name}"
+        wait_us = await self._call(lambda: self._rate(keys=[key], args=[rate, burst]))
+        return int(wait_us) / 1_000_000
 
     # --- writes -------------------------------------------------------------
 
@@ -126,7 +407,12 @@ class Store:
             self._tl,
             self._timeline(item.channel),
             self._pinned,
+            self._sched,
+            self._sched_items,
+            self._sched_by,
+            self._history(item.id),
         ]
+        at = "" if create.publish_at is None else str(int(create.publish_at.timestamp() * 1000))
         args: list[str | int] = [
             item.id,
             item.to_json(),
@@ -136,13 +422,22 @@ class Store:
             STREAM_SCHEMA_VERSION,
             self.stream_maxlen,
             "1" if item.pinned else "0",
+            at,
         ]
-        reply = await self._call(lambda: self._publish(keys=keys, args=args))
+        async with self._writer() as writer:
+            reply = await self._call(lambda: self._publish(keys=keys, args=args, client=writer))
+            if reply[0] in ("ok", "same", "scheduled", "same-scheduled"):
+                # "same": the first attempt may never have been confirmed
+                await self._replicated(writer)
         match reply[0]:
             case "ok":
                 return WriteResult(item, reply[1])
+            case "scheduled":
+                return WriteResult(item, reply[1], scheduled=True)
             case "same":
                 return WriteResult(Item.from_json(reply[1]), reply[2], created=False)
+            case "same-scheduled":
+                return WriteResult(Item.from_json(reply[1]), reply[2], created=False, scheduled=True)
             case "retracted":
                 raise Conflict(f"item {item.id} was retracted; publish it under a new id")
             case _:
@@ -150,16 +445,34 @@ class Store:
 
     async def edit(self, item_id: str, edit: ItemEdit, *, actor: str, if_match: int | None = None) -> WriteResult:
         """Apply an edit (update, correction or fix); version + 1."""
-        return await self._apply("update", item_id, lambda item: apply_edit(item, edit, at=now()), actor, if_match)
+        return await self._apply(
+            "update",
+            item_id,
+            lambda item: apply_edit(item, edit, at=now()),
+            actor,
+            if_match,
+            lambda item: change_kind(item, edit),
+        )
 
     async def retract(self, item_id: str, *, actor: str, if_match: int | None = None) -> WriteResult:
         """Retract an item: a tombstone in the log, gone from every list."""
         return await self._apply(
-            "retract", item_id, lambda item: item.model_copy(update={"version": item.version + 1}), actor, if_match
+            "retract",
+            item_id,
+            lambda item: item.model_copy(update={"version": item.version + 1}),
+            actor,
+            if_match,
+            lambda item: "retract",
         )
 
     async def _apply(
-        self, op: str, item_id: str, change: Callable[[Item], Item], actor: str, if_match: int | None
+        self,
+        op: str,
+        item_id: str,
+        change: Callable[[Item], Item],
+        actor: str,
+        if_match: int | None,
+        kind: Callable[[Item], str],
     ) -> WriteResult:
         for _ in range(EDIT_RETRIES):
             item = await self.get(item_id)
@@ -175,6 +488,7 @@ class Store:
                 self._timeline(item.channel),
                 self._timeline(new.channel),
                 self._pinned,
+                self._history(item_id),
             ]
             args: list[str | int] = [
                 op,
@@ -186,8 +500,12 @@ class Store:
                 STREAM_SCHEMA_VERSION,
                 self.stream_maxlen,
                 "1" if new.pinned else "0",
+                kind(item),
             ]
-            reply = await self._call(lambda: self._change(keys=keys, args=args))  # noqa: B023
+            async with self._writer() as writer:
+                reply = await self._call(lambda: self._change(keys=keys, args=args, client=writer))  # noqa: B023
+                if reply[0] == "ok":
+                    await self._replicated(writer)
             if reply[0] == "ok":
                 return WriteResult(new, reply[1])
             if reply[0] == "missing":
@@ -195,6 +513,189 @@ class Store:
             if if_match is not None:
                 raise PreconditionFailed(f"item {item_id} changed meanwhile; read it again")
         raise Conflict(f"item {item_id} is being edited too often at once; try again")
+
+    # --- the schedule ---------------------------------------------------------
+
+    async def scheduled(self) -> list[Item]:
+        """Items waiting for their ``publish_at``, soonest first."""
+        ids = await self._call(lambda: self.redis.zrange(self._sched, 0, -1))
+        if not ids:
+            return []
+        raw = await self._call(lambda: self.redis.hmget(self._sched_items, ids))
+        return [Item.from_json(r) for r in raw if r]
+
+    async def due(self, at_ms: int, *, count: int = 20) -> list[str]:
+        """Ids of scheduled items due at ``at_ms`` (the caller's clock; the release checks Redis's)."""
+        ids = await self._call(lambda: self.redis.zrangebyscore(self._sched, "-inf", at_ms, start=0, num=count))
+        return [str(i) for i in ids]
+
+    async def next_due(self) -> int | None:
+        """The publish_at (ms) of the soonest scheduled item."""
+        first = await self._call(lambda: self.redis.zrange(self._sched, 0, 0, withscores=True))
+        return int(first[0][1]) if first else None
+
+    async def _scheduled_item(self, item_id: str) -> tuple[str, Item]:
+        raw = await self._call(lambda: self.redis.hget(self._sched_items, item_id))
+        if raw is None:
+            raise NotFound(f"no scheduled item with id {item_id}")
+        return raw, Item.from_json(raw)
+
+    async def release(self, item_id: str, *, force: bool = False) -> WriteResult | None:
+        """Publish a scheduled item if it is due (or at once with ``force``); ``None`` if another
+        process did, it is not due yet, or it was cancelled. Its ``published_at`` is the release time."""
+        for _ in range(EDIT_RETRIES):
+            try:
+                raw, item = await self._scheduled_item(item_id)
+            except NotFound:
+                if force:
+                    raise
+                return None
+            released = item.model_copy(update={"published_at": now()})
+            keys = [
+                self.stream_key,
+                self._items,
+                self._cursor,
+                self._tl,
+                self._timeline(item.channel),
+                self._pinned,
+                self._sched,
+                self._sched_items,
+                self._sched_by,
+                self._history(item_id),
+            ]
+            args: list[str | int] = [
+                item_id,
+                released.to_json(),
+                released.sort_key,
+                STREAM_SCHEMA_VERSION,
+                self.stream_maxlen,
+                "1" if item.pinned else "0",
+                "1" if force else "0",
+                raw,
+            ]
+            async with self._writer() as writer:
+                reply = await self._call(lambda: self._release(keys=keys, args=args, client=writer))  # noqa: B023
+                if reply[0] == "ok":
+                    await self._replicated(writer)
+            if reply[0] == "ok":
+                return WriteResult(released, reply[1])
+            if reply[0] == "stale":
+                continue  # edited meanwhile: release what it is now
+            if force and reply[0] == "gone":
+                raise NotFound(f"item {item_id} is no longer scheduled")
+            return None
+        raise Conflict(f"scheduled item {item_id} is being edited too often at once; try again")
+
+    async def edit_scheduled(self, item_id: str, edit: ScheduledEdit) -> Item:
+        """Change a scheduled item (its content or its time) before it is published."""
+        for _ in range(EDIT_RETRIES):
+            raw, item = await self._scheduled_item(item_id)
+            new = edit.apply(item)
+            keys = [self._sched, self._sched_items, self._sched_by, self._fp]
+            args: list[str | int] = ["edit", item_id, raw, new.to_json(), int(new.published_at.timestamp() * 1000)]
+            async with self._writer() as writer:
+                reply = await self._call(lambda: self._schedule(keys=keys, args=args, client=writer))  # noqa: B023
+                if reply[0] == "ok":
+                    await self._replicated(writer)
+            if reply[0] == "ok":
+                return new
+            if reply[0] == "missing":
+                break
+        raise NotFound(f"item {item_id} is no longer scheduled")
+
+    async def cancel_scheduled(self, item_id: str) -> Item:
+        """Drop a scheduled item; it was never public, so nothing is appended. Its id is free again."""
+        raw, item = await self._scheduled_item(item_id)
+        keys = [self._sched, self._sched_items, self._sched_by, self._fp]
+        async with self._writer() as writer:
+            cancel: list[str | int] = ["cancel", item_id, raw, "", 0]
+            reply = await self._call(lambda: self._schedule(keys=keys, args=cancel, client=writer))
+            if reply[0] == "ok":
+                await self._replicated(writer)
+        if reply[0] != "ok":
+            raise NotFound(f"item {item_id} is no longer scheduled")
+        return item
+
+    # --- history and search ---------------------------------------------------
+
+    async def history(self, item_id: str) -> list[Version]:
+        """Every change of the item, oldest first, read back from the stream by its cursors."""
+        cursors = await self._call(lambda: self.redis.lrange(self._history(item_id), 0, -1))
+        if not cursors:
+            await self.get(item_id)  # NotFound (or "retracted") with the right message
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cursor in cursors:
+                pipe.xrange(self.stream_key, min=cursor, max=cursor, count=1)
+            rows = await self._call(pipe.execute)
+        versions = []
+        for cursor, found in zip(cursors, rows, strict=True):
+            if not found:
+                versions.append(Version(cursor, "trimmed", "", int(cursor.split("-")[0]), None))
+                continue
+            change = Change.from_entry(cursor, found[0][1])
+            kind = found[0][1].get("kind") or change.op
+            versions.append(Version(cursor, kind, change.actor, change.ts, change.parsed()))
+        return versions
+
+    async def search(
+        self,
+        words: list[str],
+        *,
+        channel: str | None = None,
+        limit: int = 20,
+        before: str | None = None,
+        key_events: bool = False,
+    ) -> Page:
+        """Live items whose headline has every one of ``words`` (case-insensitive word prefixes), newest first;
+        with ``key_events``, only key events.
+
+        A scan of the item state: fine for a desk looking through thousands of items.
+        """
+        cursor = await self.head()
+        raw = await self._call(lambda: self.redis.hvals(self._items))
+        wanted = [w.casefold() for w in words]
+        found = []
+        for text in raw:
+            item = Item.from_json(text)
+            if (channel is not None and item.channel != channel) or (key_events and not item.key_event):
+                continue
+            have = [w.casefold() for w in _WORDS.findall(item.headline)]
+            if all(any(h.startswith(w) for h in have) for w in wanted) and (before is None or item.sort_key < before):
+                found.append(item)
+        found.sort(key=lambda i: i.sort_key, reverse=True)
+        page = found[:limit]
+        return Page(page, cursor, page[-1].sort_key if len(found) > limit else None, [])
+
+    # --- live readers -----------------------------------------------------------
+
+    async def report_readers(self, process: str, counts: dict[str, int], *, ttl_ms: int) -> None:
+        """This process's live readers per channel, kept for ``ttl_ms`` unless reported again."""
+        key = f"{self._readers}:{process}"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(key)
+            if counts:
+                pipe.hset(key, mapping=counts)  # type: ignore[arg-type]
+                pipe.pexpire(key, ttl_ms)
+            pipe.zadd(self._readers, {process: 0})
+            await self._call(pipe.execute)
+
+    async def readers(self) -> dict[str, int]:
+        """Live readers per channel, summed over every server process that reported lately."""
+        processes = await self._call(lambda: self.redis.zrange(self._readers, 0, -1))
+        if not processes:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for process in processes:
+                pipe.hgetall(f"{self._readers}:{process}")
+            rows = await self._call(pipe.execute)
+        total: dict[str, int] = {}
+        for process, counts in zip(processes, rows, strict=True):
+            if not counts:
+                await self._call(lambda: self.redis.zrem(self._readers, process))  # noqa: B023
+            for channel, n in counts.items():
+                total[channel] = total.get(channel, 0) + int(n)
+        return total
 
     # --- reads --------------------------------------------------------------
 
@@ -206,6 +707,14 @@ class Store:
                 raise NotFound(f"item {item_id} was retracted")
             raise NotFound(f"no item with id {item_id}")
         return Item.from_json(raw)
+
+    async def retraction(self, item_id: str) -> tuple[Item, str] | None:
+        """A retracted item's tombstone and the cursor of its retraction; ``None`` if not retracted."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self._gone, item_id)
+            pipe.hget(self._cursor, item_id)
+            raw, cursor = await self._call(pipe.execute)
+        return None if raw is None else (Item.from_json(raw), str(cursor or "0-0"))
 
     async def page(self, *, channel: str | None = None, limit: int = 20, before: str | None = None) -> Page:
         """Live items newest first by (published_at, id); stable while new items arrive."""
@@ -249,9 +758,13 @@ class Store:
         rows = await self._call(lambda: self.redis.xrevrange(self.stream_key, max=cursor, count=count))
         return [Change.from_entry(entry_id, fields) for entry_id, fields in reversed(rows)]
 
+    async def has(self, cursor: str) -> bool:
+        """Whether the entry ``cursor`` is in the stream (after a failover: whether the new primary had it)."""
+        return bool(await self._call(lambda: self.redis.xrange(self.stream_key, min=cursor, max=cursor, count=1)))
+
     async def wait_changes(self, cursor: str, *, count: int = 1000, block_ms: int = 5000) -> list[Change]:
         """Entries after ``cursor``, waiting up to ``block_ms`` for the first one."""
-        reply: Any = await self.redis.xread({self.stream_key: cursor}, count=count, block=block_ms)
+        reply: Any = await self._call(lambda: self.redis.xread({self.stream_key: cursor}, count=count, block=block_ms))
         if not reply:
             return []
         return [Change.from_entry(entry_id, fields) for entry_id, fields in reply[0][1]]
@@ -325,7 +838,12 @@ class Store:
         pending entries after the id ``after`` (no waiting)."""
         streams: dict[Any, Any] = {self.stream_key: after}
         block = block_ms if after == ">" else None
-        reply = await self._call(lambda: self.redis.xreadgroup(group, consumer, streams, count=count, block=block))
+        try:
+            reply = await self._call(lambda: self.redis.xreadgroup(group, consumer, streams, count=count, block=block))
+        except ResponseError as exc:
+            if str(exc).startswith("NOGROUP"):  # a failover promoted a replica that never had the group
+                raise NotFound(f"consumer group {group!r} does not exist") from None
+            raise
         # An entry trimmed away while pending comes back without fields: report it as None.
         return [(cursor, fields or None) for cursor, fields in reply[0][1]] if reply else []
 
@@ -360,15 +878,13 @@ class Store:
     async def dead_letter(self, group: str, cursor: str, fields: dict[str, str], note: dict[str, str]) -> str:
         """Copy an entry with ``note`` (error, attempts...) to the group's dead-letter stream and ack it.
 
-        Both happen in one transaction (the keys share the hash tag), so an entry is
+        Both happen in one script (the keys share the hash tag), so an entry is
         either still pending or dead-lettered, never lost and never both.
         """
         entry = {**fields, **note, "cursor": cursor}
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.dead_letter_key(group), entry, maxlen=self.stream_maxlen, approximate=True)  # type: ignore[arg-type]
-            pipe.xack(self.stream_key, group, cursor)
-            replies = await self._call(pipe.execute)
-        return str(replies[0])
+        keys = [self.dead_letter_key(group), self.stream_key]
+        args: list[str | int] = [group, cursor, self.stream_maxlen, *(x for pair in entry.items() for x in pair)]
+        return str(await self._call(lambda: self._dead_letter(keys=keys, args=args)))
 
     async def dead_letters(self, group: str, *, count: int = 100) -> list[tuple[str, dict[str, str]]]:
         """The oldest entries of the group's dead-letter stream."""
@@ -398,11 +914,8 @@ class Store:
         if raw is None:
             raise NotFound(f"no token named {name!r}")
         record = json.loads(raw)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(self._token_hash, record["hash"])
-            pipe.hdel(self._tokens, name)
-            pipe.hdel(self._token_used, name)
-            await self._call(pipe.execute)
+        keys = [self._token_hash, self._tokens, self._token_used]
+        await self._call(lambda: self._revoke(keys=keys, args=[record["hash"], name]))
 
     async def clear(self) -> None:
         """Delete every key of this prefix (tests and ``ticker`` resets only)."""

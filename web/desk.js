@@ -1,6 +1,8 @@
 /*
- * The newsroom desk: post headlines, edit (update / correction / fix) and
- * retract them in place. Uses the HTTP API with the staff token kept in
+ * The newsroom desk: post headlines (with a photo, urgency, key event, or
+ * scheduled for later), edit (update / correction / fix) and retract them in
+ * place, search and page back through the whole archive, read each item's
+ * history, and manage the scheduled items. Uses the HTTP API with the staff token kept in
  * sessionStorage, and the live socket (window.Ticker.Live from ticker.js) to
  * follow everyone's changes. Live changes never move keyboard focus.
  */
@@ -10,14 +12,21 @@
   var T = window.Ticker;
   var TOKEN_KEY = "ticker.desk.token";
   var RECENT = 30;
+  var READERS_MS = 5000;
+  var SCHEDULED_MS = 15000;
   var body = document.body;
-  var clock = new T.Clock(body.getAttribute("data-timezone") || "UTC", body.getAttribute("data-locale") || "en-GB");
+  var zone = body.getAttribute("data-timezone") || "UTC";
+  var clock = new T.Clock(zone, body.getAttribute("data-locale") || "en-GB");
+  var filter = { q: "", channel: "" }, next = null;
   /**
-   * The desk's element with this id; its form controls are inputs, text areas and buttons.
+   * The desk's element with this id: a form, an input, a text area, a button or a list.
    * @param {string} id
-   * @returns {HTMLInputElement}
+   * @returns {any}
    */
-  var $ = function (id) { return /** @type {HTMLInputElement} */ (document.getElementById(id)); };
+  var $ = function (id) { return document.getElementById(id); };
+  var STRINGS = JSON.parse($("desk-strings").textContent || "{}");
+  /** The desk's word in the configured language (the English text is the key). */
+  function t(text) { return STRINGS[text] || text; }
   var tokenInput = $("token"), form = $("compose"), headline = $("headline"), recent = $("recent");
   var items = new Map(), rows = new Map();
   var vocabulary = [];
@@ -36,10 +45,34 @@
 
   tokenInput.value = storedToken();
   $("token-form").addEventListener("submit", function (event) { event.preventDefault(); headline.focus(); });
+  var checkTimer = null, member = null;
   tokenInput.addEventListener("input", function () {
     try { sessionStorage.setItem(TOKEN_KEY, tokenInput.value.trim()); } catch (e) { /* private mode: kept in the field only */ }
     showError($("token-error"), tokenInput, "");
+    clearTimeout(checkTimer);
+    checkTimer = setTimeout(checkToken, 300);
   });
+
+  /** Asks the server who the token is, as soon as it is entered. */
+  function checkToken() {
+    var token = tokenInput.value.trim();
+    member = null;
+    $("signed-in").textContent = "";
+    if (!token) return;
+    fetch("/api/me", { headers: { Authorization: "Bearer " + token, Accept: "application/json" } }).then(function (response) {
+      return response.json().then(function (data) {
+        if (token !== tokenInput.value.trim()) return;
+        if (!response.ok) {
+          showError($("token-error"), tokenInput, (data.error && data.error.message) || "The server answered " + response.status);
+          return;
+        }
+        member = data;
+        $("signed-in").textContent = t("Signed in as") + " " + data.name + " (" + data.scopes.join(", ") + ")";
+        loadScheduled();
+        loadReaders();
+      });
+    }, function () { /* offline: checked again on the next keystroke */ });
+  }
 
   function say(text) {
     $("desk-announce").textContent = text;
@@ -58,7 +91,7 @@
   function api(method, path, payload, headers) {
     var token = tokenInput.value.trim();
     if (!token) {
-      showError($("token-error"), tokenInput, "Enter your staff token first.");
+      showError($("token-error"), tokenInput, t("Enter your staff token first."));
       return Promise.reject({ handled: true });
     }
     var init = { method: method, headers: Object.assign({ Authorization: "Bearer " + token, Accept: "application/json" }, headers || {}) };
@@ -82,10 +115,12 @@
     });
   }
 
-  /** Puts each field error next to its field in `scope`; the rest into `general`. */
+  /** Puts each field error next to its field in `scope`; the rest into `general`. Clears
+   *  every earlier message first, so a success (`handled`) leaves no stale error on screen. */
   function showErrors(error, scope, general) {
     scope.querySelectorAll(".field-error").forEach(function (box) { showError(box, null, ""); });
     scope.querySelectorAll("[aria-invalid]").forEach(function (f) { f.removeAttribute("aria-invalid"); });
+    showError(general, null, "");
     if (error.handled) return;
     var rest = [];
     (error.fields || []).forEach(function (f) {
@@ -135,6 +170,57 @@
   $("labels-error").setAttribute("data-error-for", "labels");
   $("url-error").setAttribute("data-error-for", "url");
   $("channel-error").setAttribute("data-error-for", "channel");
+  $("image-error").setAttribute("data-error-for", "image");
+  $("urgency-error").setAttribute("data-error-for", "urgency");
+  $("publish_at-error").setAttribute("data-error-for", "publish_at");
+
+  // --- times in the display time zone ----------------------------------------
+
+  /** Milliseconds the zone is ahead of UTC at the instant `ms`. */
+  function zoneOffset(ms) {
+    var p = {};
+    new Intl.DateTimeFormat("en-US", { timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" })
+      .formatToParts(new Date(ms)).forEach(function (x) { p[x.type] = x.value; });
+    return Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second) - Math.floor(ms / 1000) * 1000;
+  }
+
+  /** A datetime-local value, read as a wall time in the display zone, as UTC ISO 8601. */
+  function zonedToIso(value) {
+    var m = /^(\d+)-(\d+)-(\d+)T(\d+):(\d+)/.exec(value);
+    if (!m) return null;
+    var wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+    var guess = wall - zoneOffset(wall);
+    return new Date(wall - zoneOffset(guess)).toISOString();
+  }
+
+  /** An ISO time as a datetime-local value in the display zone. */
+  function isoToZoned(iso) {
+    var ms = Date.parse(iso);
+    return new Date(ms + zoneOffset(ms)).toISOString().slice(0, 16);
+  }
+
+  function stamp(iso) {
+    var when = new Date(iso);
+    var time = el("time", "recent-time");
+    time.append(el("span", "recent-date", clock.short.format(when)), document.createTextNode(clock.time.format(when)));
+    time.setAttribute("datetime", iso);
+    time.title = clock.dayLabel(when);
+    return time;
+  }
+
+  // --- the photo preview -------------------------------------------------------
+
+  function preview() {
+    var src = T.safeUrl($("image-url").value.trim());
+    // https, or this server's own photos (the demo's): other sources the page's CSP would refuse.
+    var shown = !!src && (src.indexOf("https:") === 0 || src.indexOf(location.origin + "/") === 0);
+    $("image-preview").hidden = !shown;
+    if (!shown) { $("image-preview-img").removeAttribute("src"); return; }
+    if ($("image-preview-img").getAttribute("src") !== src) $("image-preview-img").src = src;
+    $("image-preview-img").alt = $("image-alt").value.trim();
+    $("image-preview-caption").textContent = [$("image-caption").value.trim(), $("image-credit").value.trim()].filter(Boolean).join(" \u00b7 ");
+  }
+  ["image-url", "image-alt", "image-caption", "image-credit"].forEach(function (id) { $(id).addEventListener("input", preview); });
   headline.addEventListener("input", function () { $("headline-count").textContent = String(headline.value.length); });
 
   var posting = false;
@@ -142,17 +228,30 @@
     if (posting) return;
     var payload = { headline: headline.value, labels: checkedLabels(form), channel: $("channel").value.trim() || "news", pinned: $("pinned").checked };
     if ($("url").value.trim()) payload.url = $("url").value.trim();
+    if ($("image-url").value.trim()) {
+      payload.image = { url: $("image-url").value.trim(), alt: $("image-alt").value };
+      if ($("image-caption").value.trim()) payload.image.caption = $("image-caption").value.trim();
+      if ($("image-credit").value.trim()) payload.image.credit = $("image-credit").value.trim();
+    }
+    if ($("urgency").value !== "5") payload.urgency = Number($("urgency").value);
+    if ($("key-event").checked) payload.key_event = true;
+    if ($("publish-at").value) payload.publish_at = zonedToIso($("publish-at").value) || $("publish-at").value;
     posting = true;
     $("post").disabled = true;
     api("POST", "/api/items", payload).then(function (answer) {
       showErrors({ fields: [], handled: true }, form, $("compose-error"));
-      headline.value = "";
-      $("url").value = "";
-      $("pinned").checked = false;
-      form.querySelectorAll('input[name="labels"]').forEach(function (b) { /** @type {HTMLInputElement} */ (b).checked = false; });
+      form.reset();
+      $("channel").value = answer.item.channel;
+      preview();
       $("headline-count").textContent = "0";
+      headline.focus();
+      if (answer.scheduled) {
+        loadScheduled();
+        say(t("Scheduled for") + " " + clock.full.format(new Date(answer.item.published_at)) + ": " + answer.item.headline);
+        return;
+      }
       upsert(answer.item);
-      say("Posted: " + answer.item.headline);
+      say(t("Posted:") + " " + answer.item.headline);
     }, function (error) {
       showErrors(error, form, $("compose-error"));
     }).then(function () {
@@ -161,11 +260,22 @@
     });
   }
   form.addEventListener("submit", function (event) { event.preventDefault(); post(); });
+  form.addEventListener("reset", function () { setTimeout(preview, 0); });
   ctrlEnter(form, post);
 
   // --- recent items --------------------------------------------------------
 
+  /** Whether an item belongs in the list as filtered (the server's word rule, on the client). */
+  function matches(item) {
+    if (filter.channel && item.channel !== filter.channel) return false;
+    var words = (item.headline.toLowerCase().match(/[\p{L}\p{N}_]+/gu) || []);
+    return filter.q.toLowerCase().split(/\s+/).filter(Boolean).every(function (w) {
+      return words.some(function (h) { return h.indexOf(w) === 0; });
+    });
+  }
+
   function upsert(item) {
+    if (!matches(item) && !rows.has(item.id)) return;
     var known = items.get(item.id);
     if (known && known.version >= item.version) return;
     items.set(item.id, item);
@@ -213,17 +323,17 @@
 
   function draw(row, item) {
     row.removeAttribute("data-mode");
-    var when = new Date(item.published_at);
-    var time = el("time", "recent-time", clock.time.format(when));
-    time.setAttribute("datetime", item.published_at);
-    time.title = clock.dayLabel(when);
+    var time = stamp(item.published_at);
     var text = el("p", "recent-headline", item.headline);
     var meta = el("p", "recent-meta");
     meta.append(el("span", "recent-channel", item.channel));
-    if (item.pinned) meta.append(el("span", "tk-tag tk-tag-pinned", "Pinned"));
+    if (item.pinned) meta.append(el("span", "tk-tag tk-tag-pinned", t("Pinned")));
+    if (item.key_event) meta.append(el("span", "tk-tag tk-tag-key", t("Key event")));
+    if (item.urgency !== 5) meta.append(el("span", "recent-urgency", "urgency " + item.urgency));
+    if (item.image) meta.append(el("span", "recent-photo", "photo"));
     item.labels.forEach(function (label) { meta.append(el("span", "tk-tag tk-tag-" + label, label)); });
-    if (item.updated_at) meta.append(el("span", "tk-badge tk-badge-updated", "Updated"));
-    if (item.correction) meta.append(el("span", "tk-badge tk-badge-corrected", "Corrected"));
+    if (item.updated_at) meta.append(el("span", "tk-badge tk-badge-updated", t("Updated")));
+    if (item.correction) meta.append(el("span", "tk-badge tk-badge-corrected", t("Corrected")));
     meta.append(el("span", "recent-version", "v" + item.version));
     var href = T.safeUrl(item.url);
     if (href) {
@@ -237,11 +347,14 @@
     main.append(text, meta);
     if (item.correction) main.append(el("p", "tk-note", "Correction: " + item.correction));
     var actions = el("div", "recent-actions");
-    var edit = button("Edit", "small", function () { openEditor(row, items.get(item.id)); });
+    var edit = button(t("Edit"), "small", function () { openEditor(row, items.get(item.id)); });
     edit.setAttribute("aria-label", "Edit: " + item.headline);
-    var retract = button("Retract", "small danger", function () { confirmRetract(row, items.get(item.id)); });
+    var retract = button(t("Retract"), "small danger", function () { confirmRetract(row, items.get(item.id)); });
     retract.setAttribute("aria-label", "Retract: " + item.headline);
-    actions.append(edit, retract);
+    var history = button(t("History"), "small", function () { showHistory(main, item.id, history); });
+    history.setAttribute("aria-label", "History: " + item.headline);
+    history.setAttribute("aria-expanded", "false");
+    actions.append(edit, retract, history);
     row.replaceChildren(time, main, actions);
   }
 
@@ -276,10 +389,10 @@
     urlBox.type = "url";
     urlBox.value = item.url || "";
     var kinds = el("fieldset", "field kinds");
-    kinds.append(el("legend", null, "Kind of edit"));
-    [["update", "Update", "new information; readers see \u201cUpdated\u201d"],
-     ["correction", "Correction", "a factual error; readers see the note"],
-     ["fix", "Fix", "a typo; no badge"]].forEach(function (k, i) {
+    kinds.append(el("legend", null, t("Kind of edit")));
+    [["update", t("Update"), t("new information; readers see \u201cUpdated\u201d")],
+     ["correction", t("Correction"), t("a factual error; readers see the note")],
+     ["fix", t("Fix"), t("a typo; no badge")]].forEach(function (k, i) {
       var radio = document.createElement("input");
       radio.type = "radio";
       radio.name = "kind";
@@ -296,13 +409,13 @@
     var noteBox = document.createElement("textarea");
     noteBox.rows = 2;
     noteBox.maxLength = 500;
-    var noteField = field("correction", "Correction note (what was wrong)", noteBox);
+    var noteField = field("correction", t("Correction note (what was wrong)"), noteBox);
     noteField.hidden = true;
     kinds.addEventListener("change", function () {
       noteField.hidden = editor.querySelector('input[name="kind"]:checked').value !== "correction";
     });
     var labelsBox = el("fieldset", "field labels");
-    labelsBox.append(el("legend", null, "Labels"));
+    labelsBox.append(el("legend", null, t("Labels")));
     var choices = el("div", "label-choices");
     labelChoices(choices, item.labels, id("label"));
     var labelsError = el("p", "field-error");
@@ -314,21 +427,36 @@
     pin.id = id("pinned");
     pin.name = "pinned";
     pin.checked = item.pinned;
-    var pinLabel = el("label", null, "Pinned");
+    var pinLabel = el("label", null, t("Pinned"));
     pinLabel.htmlFor = pin.id;
     var pinWrap = el("div", "field check");
     pinWrap.append(pin, pinLabel);
+    var key = document.createElement("input");
+    key.type = "checkbox";
+    key.id = id("key");
+    key.name = "key_event";
+    key.checked = !!item.key_event;
+    var keyLabel = el("label", null, t("Key event"));
+    keyLabel.htmlFor = key.id;
+    pinWrap.append(key, keyLabel);
+    var urgencyBox = document.createElement("select");
+    for (var u = 1; u <= 9; u++) {
+      var option = el("option", null, String(u));
+      option.value = String(u);
+      option.selected = u === (item.urgency || 5);
+      urgencyBox.append(option);
+    }
     var notice = el("p", "edit-notice");
     notice.hidden = true;
     var general = el("p", "form-error");
     general.setAttribute("role", "alert");
     general.hidden = true;
-    var save = el("button", "primary small", "Save");
+    var save = el("button", "primary small", t("Save"));
     save.type = "submit";
-    var cancel = button("Cancel", "small", function () { close(); });
+    var cancel = button(t("Cancel"), "small", function () { close(); });
     var actions = el("div", "actions");
     actions.append(save, cancel, general);
-    editor.append(field("headline", "Headline", headlineBox), kinds, noteField, field("url", "Link", urlBox), labelsBox, pinWrap, notice, actions);
+    editor.append(field("headline", t("Headline"), headlineBox), kinds, noteField, field("url", t("Link"), urlBox), labelsBox, pinWrap, field("urgency", t("Urgency (1 = flash)"), urgencyBox), notice, actions);
 
     function close() {
       row.removeAttribute("data-mode");
@@ -348,6 +476,8 @@
       var labels = checkedLabels(choices);
       if (labels.join(",") !== item.labels.join(",")) payload.labels = labels;
       if (pin.checked !== item.pinned) payload.pinned = pin.checked;
+      if (key.checked !== !!item.key_event) payload.key_event = key.checked;
+      if (Number(urgencyBox.value) !== (item.urgency || 5)) payload.urgency = Number(urgencyBox.value);
       if (kind === "correction") payload.correction = noteBox.value;
       save.disabled = true;
       api("PATCH", "/api/items/" + encodeURIComponent(item.id), payload, { "If-Match": '"' + item.version + '"' }).then(function (answer) {
@@ -355,7 +485,7 @@
         items.delete(item.id);
         upsert(answer.item);
         row.querySelector("button").focus();
-        say("Saved: " + answer.item.headline);
+        say(t("Saved:") + " " + answer.item.headline);
       }, function (error) {
         if (error.status === 412) error.message = "Someone changed this item since you opened it. Cancel and edit again.";
         showErrors(error, editor, general);
@@ -379,18 +509,18 @@
     var question = el("p", null, "Retract \u201c" + item.headline + "\u201d? Readers will see it removed.");
     var error = el("p", "form-error");
     error.hidden = true;
-    var yes = button("Yes, retract", "small danger", function () {
+    var yes = button(t("Yes, retract"), "small danger", function () {
       yes.disabled = true;
       api("DELETE", "/api/items/" + encodeURIComponent(item.id), null, { "If-Match": '"' + item.version + '"' }).then(function () {
         row.removeAttribute("data-mode");
         drop(item.id);
-        say("Retracted: " + item.headline);
+        say(t("Retracted:") + " " + item.headline);
       }, function (e) {
         showError(error, null, e.status === 412 ? "It changed since you looked; keep it and check again." : e.message);
         yes.disabled = false;
       });
     });
-    var no = button("Keep it", "small", function () {
+    var no = button(t("Keep it"), "small", function () {
       draw(row, items.get(item.id) || item);
       row.querySelectorAll("button")[1].focus();
     });
@@ -404,7 +534,7 @@
   var status = $("desk-status");
   function setState(name) {
     status.setAttribute("data-state", name);
-    status.querySelector(".tk-status-text").textContent = { live: "Live", reconnecting: "Reconnecting\u2026", offline: "Offline" }[name];
+    status.querySelector(".tk-status-text").textContent = t({ live: "Live", reconnecting: "Reconnecting\u2026", offline: "Offline" }[name]);
   }
 
   function receive(msg) {
@@ -417,16 +547,220 @@
         else drop(msg.item.id);
       } else {
         upsert(msg.item);
+        if (msg.op === "publish" && scheduledRows.has(msg.item.id)) loadScheduled();
       }
     }
   }
 
+  function query(before) {
+    var params = new URLSearchParams({ limit: String(RECENT) });
+    if (filter.q) params.set("q", filter.q);
+    if (filter.channel) params.set("channel", filter.channel);
+    if (before) params.set("before", before);
+    return "/api/items?" + params.toString();
+  }
+
+  function showPage(page, fresh) {
+    if (fresh) {
+      items.clear();
+      rows.clear();
+      recent.replaceChildren();
+    }
+    page.items.concat(fresh ? page.pinned || [] : []).forEach(upsert);
+    next = page.next;
+    $("older").hidden = !next;
+    $("recent-empty").hidden = items.size > 0;
+    $("recent-empty").textContent = filter.q || filter.channel ? "Nothing matches." : "Nothing posted yet.";
+  }
+
+  $("older").addEventListener("click", function () {
+    var more = $("older");
+    more.disabled = true;
+    T.getJson(query(next)).then(function (page) { showPage(page, false); }, function () {
+      more.textContent = "Older items (try again)";
+    }).then(function () { more.disabled = false; });
+  });
+
+  $("archive-search").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var channel = $("channel-filter").value.trim();
+    filter = { q: $("search").value.trim(), channel: channel };
+    T.getJson(query(null)).then(function (page) {
+      showPage(page, true);
+      say(items.size + " items" + (filter.q ? " match \u201c" + filter.q + "\u201d" : ""));
+    }, function () { say("The search failed; try again."); });
+  });
+
+  // --- history ---------------------------------------------------------------
+
+  function showHistory(main, id, toggle) {
+    var open = main.querySelector(".history");
+    if (open) {
+      open.remove();
+      toggle.setAttribute("aria-expanded", "false");
+      return;
+    }
+    api("GET", "/api/items/" + encodeURIComponent(id) + "/history").then(function (answer) {
+      var list = el("ol", "history");
+      list.setAttribute("aria-label", t("History"));
+      answer.versions.forEach(function (v) {
+        var when = new Date(v.ts);
+        var line = el("li", "history-" + v.kind);
+        line.append(el("span", "history-kind", v.kind.replace("_", " ")), document.createTextNode(" \u00b7 " + (v.actor || "?") + " \u00b7 " + clock.short.format(when) + " " + clock.time.format(when)));
+        if (v.item) line.append(el("span", "history-headline", "v" + v.item.version + ": " + v.item.headline + (v.kind === "correction" && v.item.correction ? " (" + v.item.correction + ")" : "")));
+        list.append(line);
+      });
+      main.append(list);
+      toggle.setAttribute("aria-expanded", "true");
+    }, function (error) { if (!error.handled) say(error.message); });
+  }
+
+  // --- scheduled items -------------------------------------------------------
+
+  var scheduledRows = new Map();
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  var scheduledTimer;
+
+  function loadScheduled() {
+    if (!member) return;
+    clearTimeout(scheduledTimer);
+    scheduledTimer = setTimeout(loadScheduled, SCHEDULED_MS);
+    api("GET", "/api/scheduled").then(function (answer) {
+      var list = $("scheduled");
+      scheduledRows.forEach(function (row, id) {
+        if (row.getAttribute("data-mode")) return;
+        row.remove();
+        scheduledRows.delete(id);
+      });
+      answer.items.forEach(function (item) {
+        if (scheduledRows.has(item.id)) return;
+        var row = el("li", "recent-item");
+        row.setAttribute("data-id", item.id);
+        scheduledRows.set(item.id, row);
+        drawScheduled(row, item);
+        list.append(row);
+      });
+      $("scheduled-panel").hidden = scheduledRows.size === 0;
+    }, function () { /* shown again on the next round */ });
+  }
+
+  function drawScheduled(row, item) {
+    row.removeAttribute("data-mode");
+    var main = el("div", "recent-body");
+    main.append(el("p", "recent-headline", item.headline));
+    var meta = el("p", "recent-meta");
+    meta.append(el("span", "recent-channel", item.channel), el("span", null, t("publishes") + " " + clock.full.format(new Date(item.published_at))));
+    main.append(meta);
+    var actions = el("div", "recent-actions");
+    var edit = button(t("Edit"), "small", function () { editScheduled(row, item); });
+    edit.setAttribute("aria-label", "Edit scheduled: " + item.headline);
+    var now = button(t("Publish now"), "small primary", function () {
+      now.disabled = true;
+      api("POST", "/api/scheduled/" + encodeURIComponent(item.id) + "/publish").then(function (answer) {
+        dropScheduled(item.id);
+        upsert(answer.item);
+        say(t("Published:") + " " + answer.item.headline);
+      }, function (error) { now.disabled = false; say(error.message); loadScheduled(); });
+    });
+    now.setAttribute("aria-label", "Publish now: " + item.headline);
+    var cancel = button(t("Cancel"), "small danger", function () {
+      row.setAttribute("data-mode", "confirm");
+      var yes = button(t("Yes, cancel it"), "small danger", function () {
+        api("DELETE", "/api/scheduled/" + encodeURIComponent(item.id)).then(function () {
+          dropScheduled(item.id);
+          say(t("Cancelled:") + " " + item.headline);
+        }, function (error) { say(error.message); loadScheduled(); });
+      });
+      var keep = button(t("Keep it"), "small", function () { drawScheduled(row, item); });
+      var box = el("div", "confirm");
+      box.setAttribute("role", "group");
+      box.setAttribute("aria-label", "Confirm cancelling");
+      box.append(el("p", null, "Cancel \u201c" + item.headline + "\u201d? It was never published."), yes, keep);
+      row.replaceChildren(stamp(item.published_at), box);
+      keep.focus();
+    });
+    cancel.setAttribute("aria-label", "Cancel scheduled: " + item.headline);
+    actions.append(edit, now, cancel);
+    row.replaceChildren(stamp(item.published_at), main, actions);
+  }
+
+  function dropScheduled(id) {
+    var row = scheduledRows.get(id);
+    scheduledRows.delete(id);
+    if (row) row.remove();
+    $("scheduled-panel").hidden = scheduledRows.size === 0;
+    if (!row || !document.activeElement || document.activeElement === document.body) headline.focus();
+  }
+
+  var scheduledEditors = 0;
+  function editScheduled(row, item) {
+    var n = ++scheduledEditors;
+    row.setAttribute("data-mode", "edit");
+    var editor = el("form", "editor");
+    editor.noValidate = true;
+    editor.setAttribute("aria-label", "Edit scheduled item");
+    var text = document.createElement("textarea");
+    text.rows = 2;
+    text.maxLength = 300;
+    text.value = item.headline;
+    text.id = "sched" + n + "-headline";
+    var when = document.createElement("input");
+    when.type = "datetime-local";
+    when.value = isoToZoned(item.published_at);
+    when.id = "sched" + n + "-at";
+    var l1 = el("label", null, t("Headline"));
+    l1.htmlFor = text.id;
+    var l2 = el("label", null, t("Publish at"));
+    l2.htmlFor = when.id;
+    var general = el("p", "form-error");
+    general.setAttribute("role", "alert");
+    general.hidden = true;
+    var save = el("button", "primary small", t("Save"));
+    save.type = "submit";
+    var back = button(t("Back"), "small", function () { drawScheduled(row, item); });
+    var f1 = el("div", "field"), f2 = el("div", "field"), acts = el("div", "actions");
+    f1.append(l1, text);
+    f2.append(l2, when);
+    acts.append(save, back, general);
+    editor.append(f1, f2, acts);
+    editor.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var payload = {};
+      if (text.value !== item.headline) payload.headline = text.value;
+      if (when.value && when.value !== isoToZoned(item.published_at)) payload.publish_at = zonedToIso(when.value);
+      if (!Object.keys(payload).length) { drawScheduled(row, item); return; }
+      api("PATCH", "/api/scheduled/" + encodeURIComponent(item.id), payload).then(function (answer) {
+        drawScheduled(row, answer.item);
+        say("Rescheduled: " + answer.item.headline);
+      }, function (error) { showError(general, null, error.message); });
+    });
+    row.replaceChildren(stamp(item.published_at), editor);
+    text.focus();
+  }
+
+  // --- readers now -------------------------------------------------------------
+
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  var readersTimer;
+
+  function loadReaders() {
+    if (!member) return;
+    clearTimeout(readersTimer);
+    readersTimer = setTimeout(loadReaders, READERS_MS);
+    api("GET", "/api/readers").then(function (answer) {
+      var parts = Object.keys(answer.channels).sort().map(function (c) {
+        return (c === "*" ? t("all channels") : c) + " " + answer.channels[c];
+      });
+      $("readers").textContent = t("Readers now:") + " " + answer.total + (parts.length ? " (" + parts.join(" \u00b7 ") + ")" : "");
+    }, function () { /* tried again on the next round */ });
+  }
+
   function start() {
-    Promise.all([T.getJson("/widget.json"), T.getJson("/api/items?limit=" + RECENT)]).then(function (answers) {
+    Promise.all([T.getJson("/widget.json"), T.getJson(query(null))]).then(function (answers) {
       vocabulary = answers[0].labels;
       labelChoices($("label-choices"), [], "label");
-      answers[1].items.concat(answers[1].pinned || []).forEach(upsert);
-      $("recent-empty").hidden = items.size > 0;
+      showPage(answers[1], true);
+      checkToken();
       new T.Live(location.origin, {}, { message: receive, state: setState }).start(answers[1].cursor);
     }, function () {
       setState("reconnecting");

@@ -6,9 +6,11 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from starlette.routing import Route
 
 from tests.conftest import make_token
 from tests.support import ServerThread, bound_socket
@@ -202,6 +204,9 @@ def test_list_parameters(http: httpx.Client, admin_token: str) -> None:
     assert len(http.get("/api/items").json()["items"]) == 6
     assert_error(http.get("/api/items", params={"limit": "0"}), 400, "bad_request")
     assert_error(http.get("/api/items", params={"limit": "many"}), 400, "bad_request")
+    # Digits other than ASCII: str.isdigit takes them all, int() reads the last two as 3.
+    for digit in ("\u00b9", "\u0663", "\uff13", "+3", "3_0", " 3"):
+        assert_error(http.get("/api/items", params={"limit": digit}), 400, "bad_request")
     assert_error(http.get("/api/items", params={"before": "garbage"}), 400, "bad_request")
     assert_error(http.get("/api/items", params={"channel": "Bad Channel"}), 400, "bad_request")
     assert_error(http.get("/api/items/has%20space"), 404, "not_found")
@@ -267,6 +272,20 @@ def test_health_openapi_and_unknown_routes(http: httpx.Client) -> None:
     assert "ItemCreate" in doc["components"]["schemas"]
     assert_error(http.get("/no/such/page"), 404, "not_found")
     assert_error(http.put("/api/items"), 405, "method_not_allowed")
+
+
+def test_405_allows_every_method_the_path_takes(http: httpx.Client, server: ServerThread) -> None:
+    app = server.server.config.app
+    taken: dict[str, set[str]] = {}
+    for route in app.routes:
+        if isinstance(route, Route) and route.methods:
+            taken.setdefault(route.path.replace("{id}", "x1"), set()).update(route.methods)
+    assert taken["/api/items"] >= {"GET", "POST"} and taken["/api/items/x1"] >= {"GET", "PATCH", "DELETE"}
+    for path, methods in taken.items():
+        response = http.request("PUT", path)
+        assert_error(response, 405, "method_not_allowed")
+        allowed = {m.strip() for m in response.headers["allow"].split(",")}
+        assert allowed == methods, path
     assert http.get("/healthz").headers["x-content-type-options"] == "nosniff"
 
 
@@ -306,4 +325,129 @@ def test_hostile_edits_and_parameters(http: httpx.Client, admin_token: str) -> N
         assert_error(http.patch("/api/items/q1", content=raw, headers=headers), 422, "invalid")
     assert_error(http.get("/api/items", params={"channel": "news\n"}), 400, "bad_request")
     assert_error(http.get("/api/items/q1%0A"), 404, "not_found")
+    arabic_one = {**headers, "If-Match": "\u0661".encode()}  # int() would read it as version 1
+    assert_error(http.patch("/api/items/q1", json={"headline": "Q"}, headers=arabic_one), 400, "bad_request")  # type: ignore[arg-type]
     assert http.get("/api/items/q1").json()["version"] == 1
+
+
+def test_rate_limit_is_shared_by_every_process(redis_url: str, prefix: str) -> None:
+    settings = Settings(redis_url=redis_url, prefix=prefix, write_rate=0.01, write_burst=2)
+    token = make_token(settings, "eager", Scope.PUBLISH)
+    servers = [ServerThread(settings).start() for _ in range(2)]
+    try:
+        answers = []
+        for n in range(3):
+            with httpx.Client(base_url=servers[n % 2].url) as http:
+                answers.append(post(http, token, {"headline": f"h{n}"}))
+        assert [a.status_code for a in answers[:2]] == [201, 201]
+        assert_error(answers[2], 429, "rate_limited")
+    finally:
+        for running in servers:
+            running.stop()
+
+
+def test_writes_no_replica_confirms_answer_503_and_readyz_says_so(redis_url: str, prefix: str) -> None:
+    settings = Settings(redis_url=redis_url, prefix=prefix, min_replicas=1, replica_wait_ms=20)
+    token = make_token(settings, "desk", Scope.PUBLISH)
+    running = ServerThread(settings).start()
+    try:
+        with httpx.Client(base_url=running.url) as http:
+            answer = post(http, token, {"id": "d1", "headline": "Durable"})
+            assert_error(answer, 503, "unavailable")
+            assert int(answer.headers["retry-after"]) >= 1
+            ready = http.get("/readyz")
+            assert ready.status_code == 503 and "replicas" in ready.text
+    finally:
+        running.stop()
+
+
+def test_new_fields_are_validated_by_the_api(http: httpx.Client, admin_token: str) -> None:
+    photo = {"url": "https://photos.example/a.jpg", "alt": "A jet"}
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    for body, field in [
+        ({"image": {**photo, "url": "http://photos.example/a.jpg"}}, "image.url"),
+        ({"image": {"url": photo["url"]}}, "image.alt"),
+        ({"urgency": 0}, "urgency"),
+        ({"urgency": 10}, "urgency"),
+        ({"publish_at": "2020-01-01T00:00:00Z"}, "publish_at"),
+        ({"publish_at": (datetime.now(UTC) + timedelta(days=400)).isoformat()}, "publish_at"),
+        ({"publish_at": later, "published_at": "2024-01-01T00:00:00Z"}, "publish_at"),
+    ]:
+        error = assert_error(post(http, admin_token, {"headline": "x", **body}), 422, "invalid")
+        assert field in [f["field"] for f in error["fields"]], (body, error)  # type: ignore[union-attr]
+    created = post(http, admin_token, {"headline": "Jet", "image": photo, "urgency": 1, "key_event": True})
+    assert created.status_code == 201
+    item = created.json()["item"]
+    assert item["image"]["alt"] == "A jet" and item["urgency"] == 1 and item["key_event"] is True
+    edited = http.patch(f"/api/items/{item['id']}", json={"key_event": False}, headers=auth(admin_token))
+    assert edited.status_code == 200 and edited.json()["item"]["updated_at"] is None
+
+
+def test_scheduled_items_stay_out_of_public_views_until_released(
+    http: httpx.Client, admin_token: str, settings: Settings
+) -> None:
+    publisher = make_token(settings, "night-desk", Scope.PUBLISH)
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    body = {"headline": "Embargoed budget", "id": "budget", "publish_at": later}
+    created = post(http, publisher, body)
+    assert created.status_code == 201 and created.json()["scheduled"] is True
+    assert created.headers["location"] == "/api/scheduled/budget"
+    assert post(http, publisher, body).status_code == 200  # the same create again
+    assert_error(post(http, publisher, {**body, "headline": "Other"}), 409, "conflict")
+    before = stream_length(settings)
+    assert http.get("/api/items/budget").status_code == 404
+    assert http.get("/api/items").json()["items"] == []
+    assert "Embargoed" not in http.get("/feed.atom").text and "Embargoed" not in http.get("/items/budget").text
+    assert_error(http.get("/api/scheduled"), 401, "unauthorized")
+    listed = http.get("/api/scheduled", headers=auth(admin_token)).json()["items"]
+    assert [i["id"] for i in listed] == ["budget"]
+
+    moved = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    edited = http.patch(
+        "/api/scheduled/budget", json={"headline": "Budget", "publish_at": moved}, headers=auth(admin_token)
+    )
+    assert edited.status_code == 200 and edited.json()["item"]["headline"] == "Budget"
+    bad = http.patch("/api/scheduled/budget", json={"publish_at": "2020-01-01T00:00:00Z"}, headers=auth(admin_token))
+    assert_error(bad, 422, "invalid")
+    assert_error(http.post("/api/scheduled/budget/publish", headers=auth("tk_nobody")), 401, "unauthorized")
+    now_published = http.post("/api/scheduled/budget/publish", headers=auth(publisher))
+    assert now_published.status_code == 200 and now_published.json()["item"]["headline"] == "Budget"
+    assert stream_length(settings) == before + 1
+    assert http.get("/api/items/budget").json()["version"] == 1
+    assert_error(http.post("/api/scheduled/budget/publish", headers=auth(publisher)), 404, "not_found")
+
+    post(http, publisher, {"headline": "Never mind", "id": "scrap", "publish_at": later})
+    assert http.delete("/api/scheduled/scrap", headers=auth(admin_token)).status_code == 200
+    assert http.get("/api/scheduled", headers=auth(admin_token)).json()["items"] == []
+    assert stream_length(settings) == before + 1
+    assert_error(http.delete("/api/scheduled/scrap", headers=auth(admin_token)), 404, "not_found")
+
+
+def test_history_search_whoami_and_readers(http: httpx.Client, admin_token: str) -> None:
+    post(http, admin_token, {"headline": "Storm closes the coastal road", "id": "storm"})
+    post(http, admin_token, {"headline": "Harbour festival opens", "id": "fest", "channel": "culture"})
+    for change in [
+        {"headline": "Storm closes the coastal road until Monday"},
+        {"kind": "correction", "correction": "It is the A1", "headline": "Storm closes the A1"},
+        {"kind": "fix", "headline": "Storm closes the A1."},
+        {"pinned": True},
+        {"key_event": True},
+    ]:
+        assert http.patch("/api/items/storm", json=change, headers=auth(admin_token)).status_code == 200
+    assert http.delete("/api/items/storm", headers=auth(admin_token)).status_code == 200
+    assert_error(http.get("/api/items/storm/history"), 401, "unauthorized")
+    versions = http.get("/api/items/storm/history", headers=auth(admin_token)).json()["versions"]
+    kinds = [v["kind"] for v in versions]
+    assert kinds == ["publish", "update", "correction", "fix", "pin", "key_event", "retract"]
+    assert {v["actor"] for v in versions} == {"editor"} and versions[2]["item"]["correction"] == "It is the A1"
+    assert_error(http.get("/api/items/nothing/history", headers=auth(admin_token)), 404, "not_found")
+
+    found = http.get("/api/items", params={"q": "HARB fest"}).json()
+    assert [i["id"] for i in found["items"]] == ["fest"]
+    assert http.get("/api/items", params={"q": "harbour", "channel": "news"}).json()["items"] == []
+    assert_error(http.get("/api/items", params={"q": "x" * 201}), 400, "bad_request")
+
+    me = http.get("/api/me", headers=auth(admin_token)).json()
+    assert me == {"name": "editor", "scopes": ["admin"]}
+    assert_error(http.get("/api/me", headers=auth("tk_wrong")), 401, "unauthorized")
+    assert http.get("/api/readers", headers=auth(admin_token)).json()["total"] >= 0

@@ -15,15 +15,19 @@ import pytest
 from tests.support import run, units, wait_for
 from ticker.config import DEFAULT_PREFIX, Settings
 from ticker.demo import (
+    BACKFILL,
     BACKFILL_SPACING,
+    DEFAULT_INTERVAL,
     DEMO_PREFIX,
     FOLLOW_UP_STEPS,
+    REPEAT_WINDOW,
     Producer,
     banner,
     demo_settings,
     load_samples,
 )
 from ticker.models import ItemCreate, ItemEdit, parse
+from ticker.pages import WEB_DIR
 from ticker.store import Store, connect
 
 
@@ -39,6 +43,16 @@ def test_samples_are_valid_items_with_every_kind_of_follow_up() -> None:
                 ItemEdit, {"kind": "correction", "headline": sample.correction[0], "correction": sample.correction[1]}
             )
     assert samples[0].pinned and sum(s.pinned for s in samples) == 1
+    assert samples[0].image and any(s.urgency == 1 for s in samples) and any(s.key_event for s in samples)
+    assert sum(s.scheduled for s in samples) == 1 and len({s.headline for s in samples}) == len(samples)
+    for sample in samples:
+        if sample.image:
+            assert (WEB_DIR / sample.image["file"]).is_file()
+            photo = {k: v for k, v in sample.image.items() if k != "file"}
+            url = f"http://127.0.0.1:8000/static/{sample.image['file']}"
+            parse(
+                ItemCreate, {"headline": "x", "image": {**photo, "url": url}}, image_origins=["http://127.0.0.1:8000"]
+            )
     assert any(s.update for s in samples) and any(s.correction for s in samples) and any(s.retract for s in samples)
     labels = {label for s in samples for label in s.labels}
     assert {"exclusive", "opinion", "interview", "review"} <= labels
@@ -50,6 +64,7 @@ def test_demo_keeps_to_its_own_prefix() -> None:
     assert DEFAULT_PREFIX != DEMO_PREFIX
     text = banner("http://127.0.0.1:8000", "tk_secret", 4)
     assert "http://127.0.0.1:8000/desk" in text and "tk_secret" in text and "every 4 s" in text
+    assert "starts fresh each time" in text
 
 
 def test_producer_backfills_then_publishes_updates_corrects_and_retracts(settings: Settings) -> None:
@@ -83,6 +98,35 @@ def test_producer_backfills_then_publishes_updates_corrects_and_retracts(setting
     assert not any(item["headline"].startswith("Unconfirmed") for item in items)
     published = [datetime.fromisoformat(str(item["published_at"]).replace("Z", "+00:00")) for item in items]
     assert max(published) > datetime.now(UTC) - timedelta(minutes=1)
+
+
+def test_no_headline_repeats_within_ten_minutes_and_the_scheduled_one_waits(settings: Settings) -> None:
+    """Ten minutes of steps at the default pace, against a real Redis (published times do not matter)."""
+    assert settings.redis_url
+    url = settings.redis_url
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        client = connect(url)
+        store = Store(client, prefix=settings.prefix)
+        try:
+            producer = Producer(store, load_samples(), run_id="r", photos="http://127.0.0.1:8000")
+            await producer.backfill()
+            await producer.schedule()
+            producer.set_pace(DEFAULT_INTERVAL)
+            for number in range(1, int(REPEAT_WINDOW.total_seconds() / DEFAULT_INTERVAL) + 1):
+                await producer.step(number)
+            changes = await store.changes_after("0-0", count=10_000)
+            published = [c for c in changes if c.op == "publish"]
+            scheduled = [i.headline for i in await store.scheduled()]
+            return [c.parsed().headline for c in published], scheduled
+        finally:
+            await client.aclose()
+
+    headlines, scheduled = run(scenario())
+    assert len(headlines) == len(set(headlines)) > 40
+    assert scheduled == [s.headline for s in load_samples() if s.scheduled]
+    flash = [s.headline for s in load_samples() if s.urgency == 1]
+    assert headlines[BACKFILL:][:1] == flash, "the flash and its banner come first"
 
 
 def test_ticker_demo_serves_the_pages_and_moves(settings: Settings) -> None:

@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import PageLog, Staff
 from tests.support import ServerThread, wait_for
+from ticker.config import Settings
 
 pytestmark = pytest.mark.browser
 
@@ -117,6 +118,33 @@ def test_validation_errors_show_next_to_their_field(
     headline.press("Control+Enter")
     expect(page.locator("#url-error")).to_contain_text("http")
     expect(page.locator("#headline-error")).to_be_hidden()
+
+
+def test_a_later_post_clears_the_unreachable_server_message(
+    page: Page, page_log: PageLog, server: ServerThread, admin_token: str, settings: Settings, staff: Staff
+) -> None:
+    """An editor who sees "nothing was saved" after a post that did save would post twice."""
+    page_log.allow("WebSocket connection to")
+    page_log.allow("ERR_CONNECTION_REFUSED")
+    open_desk(page, server, admin_token)
+    port = int(server.url.rsplit(":", 1)[1])
+    server.stop()
+    headline = page.get_by_label("Headline", exact=True)
+    headline.fill("Posted once the server is back")
+    headline.press("Control+Enter")
+    error = page.locator("#compose-error")
+    expect(error).to_have_text(re.compile("cannot be reached; nothing was saved"))
+    restarted = ServerThread(settings, port=port).start()
+    try:
+        page.get_by_role("button", name=re.compile("^Post")).click()
+        expect(recent(page, "Posted once the server is back")).to_be_visible()  # type: ignore[attr-defined]
+        expect(error).to_be_hidden()
+        expect(headline).to_have_value("")
+        assert [i["headline"] for i in staff.http.get("/api/items").json()["items"]] == [
+            "Posted once the server is back"
+        ]
+    finally:
+        restarted.stop()
 
 
 def test_live_changes_never_steal_focus(

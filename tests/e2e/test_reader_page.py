@@ -10,6 +10,8 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -78,7 +80,7 @@ def test_posted_item_appears_within_a_second_with_time_label_and_day_header(
     expect(header).to_have_text(day_label(when))
     expect(page.locator(".tk-feed .tk-item").first).to_have_attribute("data-id", "bridge-1")
     expect(page.locator(".tk-sr[aria-live=polite]")).to_have_text("1 new")
-    assert page.locator("[aria-live]").count() == 1
+    assert page.locator("[aria-live=polite]").count() == 1
 
 
 def test_day_headers_and_times_follow_the_display_zone_across_dst(
@@ -308,6 +310,36 @@ def test_server_restart_shows_reconnecting_then_every_missed_item_once(
         restarted.stop()
 
 
+LAYOUT_SHIFTS = """
+new Promise((done) => {
+  let total = 0;
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) if (!entry.hadRecentInput) total += entry.value;
+  }).observe({ type: "layout-shift", buffered: true });
+  requestAnimationFrame(() => requestAnimationFrame(() => done(total)));
+})
+"""
+
+
+def test_the_footer_keeps_its_place_while_items_render(page: Page, server: ServerThread, staff: Staff) -> None:
+    seed(staff, 12)
+    open_reader(page, server)
+    expect(page.locator(".tk-feed .tk-item")).to_have_count(12)
+    shift = page.evaluate(LAYOUT_SHIFTS)
+    assert shift < 0.02, f"cumulative layout shift {shift:.3f}: something moved when the items rendered"
+
+
+def test_links_the_server_accepts_have_the_same_host_in_the_browser(page: Page, server: ServerThread) -> None:
+    """The WHATWG URL parser (Chromium's) reads every accepted link's host as Python does."""
+    vectors = json.loads((Path(__file__).parent.parent / "vectors" / "urls.json").read_text(encoding="utf-8"))
+    page.goto(server.url + "/")
+    seen = page.evaluate("urls => urls.map(u => [new URL(u).hostname, window.Ticker.safeUrl(u)])", vectors["accept"])
+    for url, (host, link) in zip(vectors["accept"], seen, strict=True):
+        assert host.strip("[]") == urlsplit(url).hostname and link, url
+    with_user = ["https://user:pass@good.example/", "https://good.example@evil.example/"]
+    assert page.evaluate("urls => urls.map(u => window.Ticker.safeUrl(u))", with_user) == [None, None]
+
+
 HOSTILE = [
     '<img src=x onerror="window.__pwned=1">',
     "<script>window.__pwned=2</script>",
@@ -366,7 +398,8 @@ def test_non_http_links_never_become_links(page: Page, server: ServerThread) -> 
     page.route("**/api/items?*", fake_page)
     page.goto(server.url + "/")
     expect(page.locator(".tk-feed .tk-item")).to_have_count(len(bad))
-    assert page.locator(".tk-feed a").count() == 0
+    hrefs = page.locator(".tk-feed a").evaluate_all("links => links.map(a => a.href)")
+    assert hrefs == [f"{server.url}/items/bad-{n}" for n in range(len(bad))], "only the permalink, never the bad URL"
     expect(page.locator('.tk-item[data-id="bad-0"] .tk-headline')).to_have_text("Bad link 0")
 
 
@@ -420,7 +453,7 @@ def test_widget_on_a_foreign_site(page: Page, settings: Settings, staff: Staff) 
         html = (
             "<!doctype html><html lang=en><head><title>Partner</title></head>"
             "<body><main><h1>Partner</h1>"
-            f'<aside><div data-ticker="{ticker_url}" data-channel="news"></div></aside>'
+            f'<aside><div data-ticker="{ticker_url}" data-channel="news" data-photos="off"></div></aside>'
             f'<script src="{ticker_url}/static/ticker.js" defer></script></main></body></html>'
         )
         site = stack.enter_context(partner_site(html))
@@ -429,9 +462,12 @@ def test_widget_on_a_foreign_site(page: Page, settings: Settings, staff: Staff) 
         stack.callback(server.stop)
         foreign = Staff(server, staff.http.headers["Authorization"].removeprefix("Bearer "))
         stack.callback(foreign.http.close)
-        foreign.publish("Seen on a partner site", id="partner-1", labels=["opinion"])
+        photo = {"url": "https://photos.example/p.jpg", "alt": "A photo the sidebar leaves out"}
+        foreign.publish("Seen on a partner site", id="partner-1", labels=["opinion"], image=photo)
         page.goto(site + "/partner")
         expect(page.locator('.tk-item[data-id="partner-1"] .tk-tag')).to_have_text("Opinion")
+        expect(page.locator(".tk-lead")).to_be_hidden()  # data-photos="off": not even requested
+        assert page.locator(".tk-lead img").count() == 0
         expect(page.locator(".tk")).to_have_attribute("data-state", "live")
         foreign.publish("Live on the partner site", id="partner-2")
         expect(page.locator('.tk-item[data-id="partner-2"]')).to_be_visible(timeout=ms(1))

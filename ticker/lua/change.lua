@@ -1,13 +1,15 @@
 -- Edit or retract one item, if it is still at the version the caller read.
--- KEYS: stream, items, gone, cursors, timeline (all), timeline (old channel), timeline (new channel), pinned
--- ARGV: op ("update"/"retract"), id, expected_version, item_json, sort_key, actor, schema_v, maxlen, pinned ("1"/"0")
+-- KEYS: stream, items, gone, cursors, timeline (all), timeline (old channel), timeline (new channel), pinned,
+--       history (of this id)
+-- ARGV: op ("update"/"retract"), id, expected_version, item_json, sort_key, actor, schema_v, maxlen, pinned ("1"/"0"),
+--       kind (update, correction, fix, pin, unpin, key_event, retract)
 local current = redis.call('HGET', KEYS[2], ARGV[2])
 if not current then return {'missing'} end
 if string.format('%d', cjson.decode(current)['version']) ~= ARGV[3] then return {'stale'} end
 local t = redis.call('TIME')
 local ts = string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000))
 local cursor = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[8], '*',
-  'op', ARGV[1], 'id', ARGV[2], 'item', ARGV[4], 'actor', ARGV[6], 'v', ARGV[7], 'ts', ts)
+  'op', ARGV[1], 'id', ARGV[2], 'item', ARGV[4], 'actor', ARGV[6], 'v', ARGV[7], 'ts', ts, 'kind', ARGV[10])
 if ARGV[1] == 'retract' then
   redis.call('HDEL', KEYS[2], ARGV[2])
   redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
@@ -27,4 +29,5 @@ else
   end
 end
 redis.call('HSET', KEYS[4], ARGV[2], cursor)
+redis.call('RPUSH', KEYS[9], cursor)
 return {'ok', cursor, ts}
