@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -298,6 +299,15 @@ class _Content(_Strict):
         return None if value is None else _check_labels(value, info)
 
 
+def _whole(value: object) -> object:
+    """A JSON number such as ``7.0`` is a whole number too (as JSON Schema's ``integer`` says)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Side = Annotated[int, Field(strict=True, ge=1, le=MAX_IMAGE_SIDE), BeforeValidator(_whole)]
+"""A photo's width or height in pixels: a JSON integer (``640`` or ``640.0``), never a string or a boolean."""
+
+
 class Image(_Strict):
     """A photo for an item: Ticker keeps its URL and description, never the bytes."""
 
@@ -306,8 +316,8 @@ class Image(_Strict):
     """What the photo shows, for readers who cannot see it: required."""
     caption: str | None = None
     credit: str | None = None
-    width: int | None = Field(default=None, ge=1, le=MAX_IMAGE_SIDE, strict=True)
-    height: int | None = Field(default=None, ge=1, le=MAX_IMAGE_SIDE, strict=True)
+    width: Side | None = None
+    height: Side | None = None
 
     @field_validator("url")
     @classmethod
@@ -336,7 +346,7 @@ class Image(_Strict):
         return _plain_text(value, what="credit", limit=MAX_CREDIT)
 
 
-Urgency = Annotated[int, Field(ge=1, le=9, strict=True)]
+Urgency = Annotated[int, Field(strict=True, ge=1, le=9), BeforeValidator(_whole)]
 
 
 class Item(_Content):
