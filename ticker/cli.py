@@ -25,11 +25,11 @@ from redis.exceptions import RedisError
 
 from ticker import __version__, config, process
 from ticker.auth import create_token, parse_scopes
-from ticker.client import Client
+from ticker.client import Client, ServerUnreachable
 from ticker.config import Settings
 from ticker.consumer import NEW, Consumer, check_name, follow, start_id
-from ticker.errors import ConfigError, InvalidInput, TickerError
-from ticker.models import CHANNEL_PATTERN, Event, ItemCreate, ItemEdit, is_channel, parse
+from ticker.errors import ConfigError, Conflict, InvalidInput, NotFound, TickerError, Unavailable
+from ticker.models import Event, ItemCreate, ItemEdit, is_channel, parse
 from ticker.store import Store, WriteResult, connect
 
 EXIT_FAILURE = 1
@@ -43,78 +43,141 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"ticker: error: {message} (see '{self.prog} --help')\n")
 
 
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+DEFAULT_DEMO_INTERVAL = 4.0
+
+
+def help_labels() -> tuple[str, ...]:
+    """The label vocabulary to list in ``--help``: the configured one, else the default."""
+    try:
+        return config.load().labels
+    except ConfigError:
+        return config.DEFAULT_LABELS
+
+
 def _parser() -> Parser:
-    parser = Parser(prog="ticker", description="Ticker: a live news-ticker event service.")
+    labels = ", ".join(help_labels())
+    parser = Parser(
+        prog="ticker",
+        description="Ticker: a live news-ticker event service. Every command takes its settings from "
+        "TICKER_* environment variables (see docs/settings.md); the options below override them.",
+        epilog="Run 'ticker COMMAND --help' for the options of one command.",
+    )
     parser.add_argument("--version", action="version", version=f"ticker {__version__}")
-    parser.add_argument("--redis-url", help="Redis to use (env TICKER_REDIS_URL; default: embedded)")
+    parser.add_argument("--redis-url", help="Redis to use (env TICKER_REDIS_URL; default: the embedded one)")
     parser.add_argument("--prefix", help="key prefix of the deployment (env TICKER_PREFIX)")
     # The same two options after the command name too (`ticker serve --redis-url ...`).
     common = Parser(add_help=False)
     common.add_argument("--redis-url", default=argparse.SUPPRESS, help="Redis to use (env TICKER_REDIS_URL)")
     common.add_argument("--prefix", default=argparse.SUPPRESS, help="key prefix (env TICKER_PREFIX)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=Parser, title="commands", help="one of:"
+    )
 
-    serve = sub.add_parser("serve", parents=[common], help="run the server")
-    serve.add_argument("--host", help=f"address to bind (default {config.DEFAULT_HOST})")
-    serve.add_argument("--port", type=int, help=f"port (default {config.DEFAULT_PORT}; 0 picks a free one)")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    def command(name: str, help: str, description: str, parent: Any = sub) -> Parser:
+        cmd: Parser = parent.add_parser(name, parents=[common], help=help, description=description)
+        return cmd
+
+    def listening(cmd: Parser, log_level: str) -> None:
+        cmd.add_argument("--host", help=f"address to listen on (env TICKER_HOST; default {config.DEFAULT_HOST})")
+        cmd.add_argument(
+            "--port", type=int, help=f"port (env TICKER_PORT; default {config.DEFAULT_PORT}; 0 picks a free one)"
+        )
+        cmd.add_argument(
+            "--log-level", default=log_level, choices=LOG_LEVELS, help=f"uvicorn's log level (default {log_level})"
+        )
+
+    serve = command(
+        "serve",
+        "run the server",
+        "Run the server: the reader page (/), the desk (/desk), the API, /ws and /api/events. "
+        "Without a Redis URL an embedded Redis keeps its data in the state directory. "
+        "SIGTERM or Ctrl+C closes every client and stops.",
+    )
+    listening(serve, "info")
     serve.add_argument(
         "--workers",
         type=int,
-        help=f"server processes on the one port (env TICKER_WORKERS; default {config.DEFAULT_WORKERS})",
+        help=f"server processes sharing the port (env TICKER_WORKERS; default {config.DEFAULT_WORKERS})",
     )
 
-    demo = sub.add_parser(
+    demo = command(
         "demo",
-        parents=[common],
-        help="run the server with a producer of sample headlines; starts fresh each time",
-        description="Run the server with a producer of sample headlines. It starts fresh each time: "
-        "the demo's items are wiped on start (ticker serve keeps its items).",
+        "run the server with a producer of sample headlines; starts fresh each time",
+        "Run the server with a producer of fictional sample headlines under the key prefix 'demo'. "
+        "It starts fresh each time: the demo's items are wiped on start (ticker serve keeps its items). "
+        "It prints the reader and desk URLs and a staff token for the desk.",
     )
-    demo.add_argument("--host", help=f"address to bind (default {config.DEFAULT_HOST})")
-    demo.add_argument("--port", type=int, help=f"port (default {config.DEFAULT_PORT}; 0 picks a free one)")
-    demo.add_argument("--interval", type=float, default=4.0, help="seconds between sample headlines (default 4)")
-    demo.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    listening(demo, "warning")
+    demo.add_argument(
+        "--interval",
+        type=float,
+        default=DEFAULT_DEMO_INTERVAL,
+        help=f"seconds between sample headlines (default {DEFAULT_DEMO_INTERVAL:g})",
+    )
 
-    def writer(name: str, help: str) -> Parser:
-        cmd: Parser = sub.add_parser(name, parents=[common], help=help)
-        cmd.add_argument("--server", help="server URL to write through (env TICKER_URL)")
+    def writer(name: str, help: str, description: str) -> Parser:
+        cmd = command(
+            name,
+            help,
+            description + " Straight to Redis as the actor cli:<user>, or through a server with --server "
+            "(or TICKER_URL) and a staff token.",
+        )
+        cmd.add_argument("--server", metavar="URL", help="server to write through (env TICKER_URL)")
         cmd.add_argument("--token", help="staff token for --server (env TICKER_TOKEN)")
         cmd.add_argument("--json", action="store_true", help="print the answer as JSON")
         return cmd
 
-    publish = writer("publish", "publish a headline")
-    publish.add_argument("headline")
-    publish.add_argument("--label", action="append", dest="labels", metavar="LABEL")
-    publish.add_argument("--url")
-    publish.add_argument("--channel")
-    publish.add_argument("--id")
-    publish.add_argument("--pinned", action="store_true", default=None)
-    publish.add_argument("--lang")
-    publish.add_argument("--author")
-    publish.add_argument("--published-at", help="ISO 8601 with a time zone, to back-date")
+    def item_fields(cmd: Parser) -> None:
+        cmd.add_argument(
+            "--label",
+            action="append",
+            dest="labels",
+            metavar="LABEL",
+            help=f"a label; repeat for several (at most 5). Allowed: {labels}",
+        )
+        cmd.add_argument("--url", help="link to the full story (absolute http or https)")
+        cmd.add_argument("--channel", help="channel: 1 to 32 lowercase letters, digits or hyphens (default news)")
+        cmd.add_argument("--lang", help="language tag of the headline, e.g. en or pt-BR")
+        cmd.add_argument("--author", help="byline shown with the item")
 
-    update = writer("update", "edit an item: an update, a correction or a fix")
-    update.add_argument("id")
-    update.add_argument("--headline")
-    update.add_argument("--label", action="append", dest="labels", metavar="LABEL")
+    publish = writer("publish", "publish a headline", "Publish a headline; readers see it at once.")
+    publish.add_argument("headline", help="the headline text (at most 300 characters)")
+    item_fields(publish)
+    publish.add_argument(
+        "--id", help="your own id (1 to 64 of A-Z a-z 0-9 _ -); publishing again with it changes nothing"
+    )
+    publish.add_argument("--pinned", action="store_true", default=None, help="keep the item on top")
+    publish.add_argument("--published-at", metavar="TIME", help="ISO 8601 with a time zone, to back-date")
+
+    update = writer(
+        "update",
+        "edit an item: an update, a correction or a fix",
+        "Edit an item. An update and a correction show readers an 'Updated' badge (a correction with "
+        "its note); a fix (a typo) does not.",
+    )
+    update.add_argument("id", help="the item's id")
+    update.add_argument("--headline", help="the new headline")
+    item_fields(update)
     update.add_argument("--no-labels", action="store_true", help="remove every label")
-    update.add_argument("--url")
-    update.add_argument("--channel")
-    update.add_argument("--lang")
-    update.add_argument("--author")
     pin = update.add_mutually_exclusive_group()
-    pin.add_argument("--pin", dest="pinned", action="store_const", const=True)
-    pin.add_argument("--unpin", dest="pinned", action="store_const", const=False)
-    update.add_argument("--kind", choices=["update", "correction", "fix"], default=None)
+    pin.add_argument("--pin", dest="pinned", action="store_const", const=True, help="keep the item on top")
+    pin.add_argument("--unpin", dest="pinned", action="store_const", const=False, help="stop keeping it on top")
+    update.add_argument(
+        "--kind", choices=["update", "correction", "fix"], default=None, help="what kind of edit (default update)"
+    )
     update.add_argument("--correction", metavar="NOTE", help="what was wrong (implies --kind correction)")
-    update.add_argument("--if-match", type=int, metavar="VERSION")
+    update.add_argument("--if-match", type=int, metavar="VERSION", help="only if the item is still at this version")
 
-    retract = writer("retract", "retract an item (readers see it removed)")
-    retract.add_argument("id")
-    retract.add_argument("--if-match", type=int, metavar="VERSION")
+    retract = writer("retract", "retract an item (readers see it removed)", "Retract an item: readers see it removed.")
+    retract.add_argument("id", help="the item's id")
+    retract.add_argument("--if-match", type=int, metavar="VERSION", help="only if the item is still at this version")
 
-    tail = sub.add_parser("tail", parents=[common], help="follow the stream of changes, optionally in a consumer group")
+    tail = command(
+        "tail",
+        "follow the stream of changes, optionally in a consumer group",
+        "Print every change to the items as it happens, one line each (or JSON), until Ctrl+C.",
+    )
     tail.add_argument(
         "--from",
         dest="start",
@@ -131,22 +194,44 @@ def _parser() -> Parser:
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.add_argument("--count", type=int, help="stop after this many changes")
 
-    token = sub.add_parser("token", parents=[common], help="manage staff tokens")
-    tsub = token.add_subparsers(
-        dest="token_command", metavar="{create,list,revoke}", required=True, parser_class=Parser
+    token = command(
+        "token",
+        "manage staff tokens",
+        "Create, list and revoke the staff tokens the desk, the API and the CLI's --server mode use.",
     )
-    create = tsub.add_parser("create", parents=[common], help="create a token (printed once, on the last line)")
-    create.add_argument("--name", required=True)
+    tsub = token.add_subparsers(
+        dest="token_command",
+        metavar="{create,list,revoke}",
+        required=True,
+        parser_class=Parser,
+        title="token commands",
+        help="one of:",
+    )
+    create = command(
+        "create",
+        "create a token (printed once, on the last line)",
+        "Create a staff token. The secret is printed once, on the last line; only its hash is stored.",
+        tsub,
+    )
+    create.add_argument("--name", required=True, help="who or what holds it (1 to 64 of A-Z a-z 0-9 _ . @ -)")
     create.add_argument(
         "--scope",
         action="append",
         dest="scopes",
         required=True,
-        help="publish, edit, retract or admin; repeat for several",
+        help="publish, edit, retract or admin (all of them); repeat for several",
     )
-    tsub.add_parser("list", parents=[common], help="names, scopes and last use (never secrets)")
-    revoke = tsub.add_parser("revoke", parents=[common], help="revoke a token on every server at once")
-    revoke.add_argument("name")
+    create.add_argument(
+        "--replace", action="store_true", help="revoke a token of the same name first, instead of refusing"
+    )
+    command("list", "names, scopes and last use (never secrets)", "List the tokens: names, scopes, last use.", tsub)
+    revoke = command(
+        "revoke",
+        "revoke a token on every server at once",
+        "Revoke a token; every server refuses it from the next request.",
+        tsub,
+    )
+    revoke.add_argument("name", help="the token's name")
     return parser
 
 
@@ -168,19 +253,28 @@ async def open_store(settings: Settings, url: str) -> AsyncIterator[Store]:
         await client.aclose()
 
 
-def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[int]]) -> int:
+def run_with_store(
+    settings: Settings, work: Callable[[Store], Awaitable[int]], *, connected: Callable[[str], None] | None = None
+) -> int:
+    """Run ``work`` on the configured (or embedded) Redis; a Redis failure is one line naming the URL.
+
+    ``connected(url)`` is called once Redis has answered, before ``work`` starts.
+    """
     with process.redis_url(settings) as url:
 
         async def go() -> int:
             async with open_store(settings, url) as store:
+                await process.reach(store, url)
+                if connected:
+                    connected(config.redacted(url))
                 return await work(store)
 
         try:
             return asyncio.run(go())
-        except RedisError as exc:
-            raise TickerError(
-                f"cannot use Redis at {config.redacted(url)}: {exc}; is it running? check TICKER_REDIS_URL"
-            ) from None
+        except (RedisError, OSError):
+            raise process.redis_unreachable(url) from None
+        except Unavailable as exc:
+            raise Unavailable(f"{exc.message} (Redis at {config.redacted(url)})") from None
 
 
 def actor() -> str:
@@ -193,10 +287,26 @@ def actor() -> str:
 # --- commands ------------------------------------------------------------------
 
 
-def describe(result: dict[str, Any]) -> str:
+DONE = {"publish": "published", "update": "updated", "retract": "retracted"}
+
+
+def describe(command: str, result: dict[str, Any]) -> str:
+    """``published storm v1 news [breaking]: Storm closes the road (cursor ...)``."""
     item = result["item"]
     labels = f" [{', '.join(item['labels'])}]" if item["labels"] else ""
-    return f"{item['id']} v{item['version']} {item['channel']}{labels}: {item['headline']} (cursor {result['cursor']})"
+    return (
+        f"{DONE[command]} {item['id']} v{item['version']} {item['channel']}{labels}: {item['headline']}"
+        f" (cursor {result['cursor']})"
+    )
+
+
+def check_channel(option: str, value: str | None) -> None:
+    """Refuse a bad channel before any Redis is started, in words rather than as a pattern."""
+    if value is not None and not is_channel(value):
+        raise ConfigError(
+            f"{option} {value!r} is not a channel name: use 1 to 32 lowercase letters, digits or hyphens, "
+            "such as 'politics' or 'world-cup'"
+        )
 
 
 def write_payloads(args: argparse.Namespace) -> dict[str, Any]:
@@ -217,6 +327,7 @@ def write_payloads(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_write(args: argparse.Namespace, settings: Settings) -> int:
     body = write_payloads(args)
+    check_channel("--channel", body.get("channel"))
     for name, value in body.items():
         if isinstance(value, str) and not value.isascii():
             try:
@@ -227,13 +338,19 @@ def cmd_write(args: argparse.Namespace, settings: Settings) -> int:
         if not settings.token:
             raise ConfigError("writing through a server needs a staff token: set TICKER_TOKEN or pass --token")
         with Client(settings.url, token=settings.token) as client:
-            if args.command == "publish":
-                answer = client.publish(**body)
-            elif args.command == "update":
-                answer = client.edit(args.id, if_match=args.if_match, **body)
-            else:
-                answer = client.retract(args.id, if_match=args.if_match)
-        return show(answer, args.json)
+            try:
+                if args.command == "publish":
+                    answer = client.publish(**body)
+                elif args.command == "update":
+                    answer = client.edit(args.id, if_match=args.if_match, **body)
+                else:
+                    answer = client.retract(args.id, if_match=args.if_match)
+            except ServerUnreachable:
+                raise
+            except TickerError as exc:
+                exc.message = f"{exc.message} (server at {client.url})"
+                raise
+        return show(args.command, answer, args.json)
 
     async def direct(store: Store) -> int:
         result: WriteResult
@@ -244,13 +361,13 @@ def cmd_write(args: argparse.Namespace, settings: Settings) -> int:
             result = await store.edit(args.id, edit, actor=actor(), if_match=args.if_match)
         else:
             result = await store.retract(args.id, actor=actor(), if_match=args.if_match)
-        return show({"item": result.item.model_dump(mode="json"), "cursor": result.cursor}, args.json)
+        return show(args.command, {"item": result.item.model_dump(mode="json"), "cursor": result.cursor}, args.json)
 
     return run_with_store(settings, direct)
 
 
-def show(answer: dict[str, Any], as_json: bool) -> int:
-    print(json.dumps(answer, ensure_ascii=False) if as_json else describe(answer), flush=True)
+def show(command: str, answer: dict[str, Any], as_json: bool) -> int:
+    print(json.dumps(answer, ensure_ascii=False) if as_json else describe(command, answer), flush=True)
     return 0
 
 
@@ -279,8 +396,7 @@ def tail_options(args: argparse.Namespace) -> None:
             start_id(args.start)
     except InvalidInput as exc:
         raise ConfigError(exc.message) from None
-    if args.channel is not None and not is_channel(args.channel):
-        raise ConfigError(f"--channel {args.channel!r} is not a channel slug ({CHANNEL_PATTERN})")
+    check_channel("--channel", args.channel)
     if args.count is not None and args.count < 1:
         raise ConfigError("--count must be at least 1")
 
@@ -340,14 +456,34 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
                 break
         return 0
 
-    return run_with_store(settings, as_member if args.group else follower)
+    def waiting(url: str) -> None:
+        member = f" as {args.consumer} in group {args.group}" if args.group else ""
+        channel = f" in channel {args.channel}" if args.channel else ""
+        print(
+            f"ticker: waiting for changes{channel} from {start}{member} (Redis at {url}, prefix {settings.prefix});"
+            " Ctrl+C stops",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return run_with_store(settings, as_member if args.group else follower, connected=waiting)
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     async def work(store: Store) -> int:
         if args.token_command == "create":
-            secret = await create_token(store, args.name, parse_scopes(args.scopes))
-            print(f"Created token {args.name!r} with scopes {', '.join(sorted(args.scopes))}.")
+            scopes = parse_scopes(args.scopes)
+            replaced = False
+            if args.replace:
+                with contextlib.suppress(NotFound):
+                    await store.revoke_token(args.name)
+                    replaced = True
+            try:
+                secret = await create_token(store, args.name, scopes)
+            except Conflict as exc:
+                raise Conflict(f"{exc.message}; or pass --replace to revoke it and create a new one") from None
+            done = "Replaced" if replaced else "Created"
+            print(f"{done} token {args.name!r} with scopes {', '.join(sorted(args.scopes))}.")
             print("Keep it now; it is not shown again:")
             print(secret)
         elif args.token_command == "list":
@@ -366,7 +502,16 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def serve_banner(base: str, redis: str) -> str:
-    return f"Ticker serving on {base} (Redis: {config.redacted(redis)})"
+    """What ``ticker serve`` prints first: where to read, where to post, and how to get in."""
+    return "\n".join(
+        [
+            f"Ticker serving on {base} (Redis: {config.redacted(redis)})",
+            f"  Reader page:  {base}/",
+            f"  Desk:         {base}/desk",
+            "  Staff token:  ticker token create --name desk --scope admin  (paste it into the desk)",
+            "Ctrl+C stops.",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

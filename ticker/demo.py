@@ -29,9 +29,12 @@ from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from ticker import process
 from ticker.auth import Scope, create_token
 from ticker.config import DEFAULT_PREFIX, Settings
+from ticker.errors import TickerError
 from ticker.models import ItemCreate, ItemEdit, now, parse
 from ticker.store import Store, connect
 
@@ -231,6 +234,11 @@ async def prepare(settings: Settings, redis_url: str) -> tuple[Store, str]:
         min_replicas=settings.min_replicas,
         replica_wait_ms=settings.replica_wait_ms,
     )
+    try:
+        await process.reach(store, redis_url)
+    except TickerError:
+        await store.redis.aclose()
+        raise
     if settings.prefix == DEMO_PREFIX:
         await store.clear()
     token = await create_token(store, f"demo-desk-{secrets.token_hex(2)}", frozenset({Scope.ADMIN}))
@@ -276,5 +284,8 @@ def run(settings: Settings, *, interval: float = DEFAULT_INTERVAL, log_level: st
                 await asyncio.gather(producer, return_exceptions=True)
                 await store.redis.aclose()
 
-        asyncio.run(main())
+        try:
+            asyncio.run(main())
+        except RedisError:
+            raise process.redis_unreachable(url) from None
     return 0

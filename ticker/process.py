@@ -16,14 +16,17 @@ import socket
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ticker.config import Settings
+from redis.exceptions import RedisError
+
+from ticker.config import Settings, redacted
 from ticker.embedded import EmbeddedRedis
-from ticker.errors import ConfigError
+from ticker.errors import ConfigError, TickerError, Unavailable
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from ticker.server import Server as TickerServer
+    from ticker.store import Store
 
 LISTEN_BACKLOG = 2048
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -56,6 +59,22 @@ def base_url(sock: socket.socket) -> str:
     """``http://host:port`` of a bound socket, IPv6 hosts in brackets."""
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def redis_unreachable(url: str) -> TickerError:
+    """The one line for a Redis that does not answer: which URL, and what to check."""
+    return TickerError(
+        f"cannot reach Redis at {redacted(url)}: is it running, and is the URL right? "
+        "Check TICKER_REDIS_URL or --redis-url (unset, Ticker starts an embedded Redis)"
+    )
+
+
+async def reach(store: Store, url: str) -> None:
+    """Fail with :func:`redis_unreachable` unless Redis at ``url`` answers (one cheap read)."""
+    try:
+        await store.head()
+    except (RedisError, OSError, Unavailable):
+        raise redis_unreachable(url) from None
 
 
 @contextlib.contextmanager

@@ -9,10 +9,12 @@ place and the others' readers never notice. SIGTERM (or Ctrl+C) is passed to
 every worker, which closes its clients as a lone server would (1001) and
 exits; the supervisor exits 0 once all have.
 
-Workers are spawned, not forked: a fresh interpreter holds no state of the
-supervisor's, and prometheus_client sees ``PROMETHEUS_MULTIPROC_DIR`` before
-its first metric (see :mod:`ticker.metrics`). Each worker names itself in an
-``x-ticker-worker`` header (its pid) on every response and handshake.
+Workers are forked from a fork server (multiprocessing's ``forkserver``), not
+from the supervisor: the fork server is a fresh interpreter that imports the
+application once, with ``PROMETHEUS_MULTIPROC_DIR`` already in its environment
+(see :mod:`ticker.metrics`), so each worker starts without importing anything
+again and without any state of the supervisor's. Each worker names itself in
+an ``x-ticker-worker`` header (its pid) on every response and handshake.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from ticker.config import Settings
 
 log = logging.getLogger("ticker.workers")
 
+PRELOAD = ["ticker.workers", "ticker.app", "ticker.server"]
+"""What the fork server imports once, so a worker (or its replacement) starts at once."""
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus_client's switch to multiprocess mode; read by the library in each worker."""
 WORKER_HEADER = b"x-ticker-worker"
@@ -103,13 +107,14 @@ class Worker:
 
 
 class Supervisor:
-    """Starts ``count`` workers on ``sock``, restarts any that dies, stops them all on a signal."""
+    """Starts ``settings.workers`` workers on ``sock``, restarts any that dies, stops them all on a signal."""
 
     def __init__(self, settings: Settings, sock: socket.socket, *, log_level: str) -> None:
         self.settings = settings
         self.sock = sock
         self.log_level = log_level
-        self.context = multiprocessing.get_context("spawn")
+        self.context = multiprocessing.get_context("forkserver")
+        self.context.set_forkserver_preload(PRELOAD)
         self.pool = [Worker(index) for index in range(settings.workers)]
         self.stopping = False
         self._wake_read, self._wake_write = socket.socketpair()
@@ -142,8 +147,10 @@ class Supervisor:
         assert child.pid is not None
         self.forget_metrics(child.pid)
         uptime = time.monotonic() - worker.started
-        worker.delay = MIN_RESTART_DELAY if uptime >= STEADY_UPTIME else min(MAX_RESTART_DELAY, worker.delay * 2)
-        wait_for = 0.0 if uptime >= STEADY_UPTIME else worker.delay
+        if uptime >= STEADY_UPTIME:
+            wait_for, worker.delay = 0.0, MIN_RESTART_DELAY
+        else:
+            wait_for, worker.delay = worker.delay, min(MAX_RESTART_DELAY, worker.delay * 2)
         worker.restart_at = time.monotonic() + wait_for
         log.warning(
             "worker %d (pid %d) exited with code %s after %.0f s; restarting it in %.1f s",
@@ -205,9 +212,12 @@ class Supervisor:
 
 def serve(settings: Settings, *, banner: process.Banner, log_level: str = "info") -> int:
     """``ticker serve --workers N``: bind once, start Redis once, run the pool until a signal."""
+    from ticker.server import check_versions
+
+    check_versions()  # once here, rather than in every worker the supervisor would restart for ever
     sock = process.bind(settings.host, settings.port)
     with process.redis_url(settings) as url, tempfile.TemporaryDirectory(prefix="ticker-metrics-") as shared:
-        # Spawned workers inherit the environment: prometheus_client reads this as it starts.
+        # The fork server (and so every worker) inherits the environment: prometheus_client reads this.
         os.environ[METRICS_DIR_VARIABLE] = shared
         settings = settings.with_overrides(redis_url=url, metrics_dir=Path(shared))
         print(banner(process.base_url(sock), url), flush=True)

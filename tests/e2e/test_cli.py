@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import ServerThread, units
-from ticker.config import Settings
+from ticker.config import DEFAULT_LABELS, Settings
 
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -50,7 +51,11 @@ def test_tokens_create_list_revoke(env: dict[str, str]) -> None:
     assert secret.startswith("tk_") and len(secret) > 30
     listed = run("token", "list", env=env)
     assert "desk" in listed.stdout and "edit,publish" in listed.stdout and secret not in listed.stdout
-    assert_one_line_error(run("token", "create", "--name", "desk", "--scope", "admin", env=env), "exists")
+    assert_one_line_error(run("token", "create", "--name", "desk", "--scope", "admin", env=env), "exists", "--replace")
+    replaced = run("token", "create", "--name", "desk", "--scope", "admin", "--replace", env=env)
+    assert replaced.returncode == 0 and replaced.stdout.startswith("Replaced token 'desk'"), replaced.stderr
+    assert replaced.stdout.strip().splitlines()[-1] != secret
+    assert "desk\tadmin" in run("token", "list", env=env).stdout
     assert_one_line_error(run("token", "create", "--name", "x", "--scope", "god", env=env), "scope")
     assert run("token", "revoke", "desk", env=env).returncode == 0
     assert "desk" not in run("token", "list", env=env).stdout
@@ -65,8 +70,8 @@ def test_publish_update_retract_straight_to_redis(env: dict[str, str]) -> None:
     updated = run("update", "storm", "--headline", "Storm closes the A1", "--correction", "It is the A1", env=env)
     assert updated.returncode == 0 and "storm v2" in updated.stdout
     assert_one_line_error(run("update", "storm", "--headline", "x", "--if-match", "1", env=env), "version")
-    retracted = run("retract", "storm", "--json", env=env)
-    assert json.loads(retracted.stdout)["item"]["version"] == 3
+    retracted = run("retract", "storm", env=env)
+    assert retracted.returncode == 0 and retracted.stdout.startswith("retracted storm v3"), retracted.stderr
     assert_one_line_error(run("retract", "storm", env=env), "retracted")
 
 
@@ -79,17 +84,50 @@ def test_writes_through_a_server(server: ServerThread, admin_token: str, env: di
     assert run("retract", item_id, env=through).returncode == 0
     listed = run("token", "list", env=env).stdout
     assert listed.startswith("editor\tadmin") and "never used" not in listed
-    assert_one_line_error(run("publish", "x", "--label", "gossip", env=through), "labels")
-    assert_one_line_error(run("publish", "x", env={**through, "TICKER_TOKEN": "tk_nope"}), "revoked")
+    assert_one_line_error(run("publish", "x", "--label", "gossip", env=through), "labels", server.url)
+    assert_one_line_error(run("publish", "x", env={**through, "TICKER_TOKEN": "tk_nope"}), "revoked", server.url)
     assert_one_line_error(run("publish", "x", env={**through, "TICKER_TOKEN": ""}), "TICKER_TOKEN")
 
 
-def test_unreachable_server_and_redis(env: dict[str, str]) -> None:
+def test_unreachable_server_and_redis_name_the_url_and_what_to_check(env: dict[str, str]) -> None:
     dead = {**env, "TICKER_URL": "http://127.0.0.1:9", "TICKER_TOKEN": "tk_x"}
-    assert_one_line_error(run("publish", "x", env=dead), "cannot reach the server")
-    no_redis = {**env, "TICKER_REDIS_URL": "redis://127.0.0.1:9/0"}
-    assert_one_line_error(run("publish", "x", env=no_redis), "Redis")
-    assert_one_line_error(run("token", "list", env=no_redis), "Redis")
+    assert_one_line_error(run("publish", "x", env=dead), "cannot reach the server at http://127.0.0.1:9", "TICKER_URL")
+    no_redis = {**env, "TICKER_REDIS_URL": "redis://:hunter2@127.0.0.1:9/0"}
+    for command in (["publish", "x"], ["token", "list"], ["tail"], ["retract", "x1"], ["demo", "--port", "0"]):
+        result = run(*command, env=no_redis)
+        assert_one_line_error(result, "cannot reach Redis at redis://:***@127.0.0.1:9/0", "TICKER_REDIS_URL")
+        assert "hunter2" not in result.stderr, "a password is never printed"
+
+
+def test_a_bad_channel_is_explained_in_words(env: dict[str, str]) -> None:
+    for command in (["publish", "x", "--channel", "Sport News"], ["update", "a1", "--channel", "x" * 40], ["tail"]):
+        channel = command[-1] if command[0] != "tail" else "Café"
+        args = command if command[0] != "tail" else [*command, "--channel", channel]
+        result = run(*args, env=env)
+        assert_one_line_error(result, repr(channel), "lowercase letters, digits or hyphens")
+        assert "^[" not in result.stderr
+
+
+def test_help_describes_every_command_and_option() -> None:
+    from ticker.cli import _parser
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+        yield path, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield from walk(child, f"{path} {name}")
+
+    for path, parser in walk(_parser(), "ticker"):
+        assert parser.description, f"{path} has no description"
+        for action in parser._actions:
+            assert action.help, f"{path} {'/'.join(action.option_strings) or action.dest} has no help"
+    shown = run("publish", "--help")
+    assert shown.returncode == 0 and "repeat for several" in shown.stdout
+    assert all(label in shown.stdout for label in DEFAULT_LABELS)
+    assert "Publish a headline" in shown.stdout
+    custom = run("publish", "--help", env={"TICKER_LABELS": "breaking,obituary"})
+    assert "Allowed: breaking, obituary" in " ".join(custom.stdout.split())
 
 
 def test_usage_errors_are_one_line(env: dict[str, str]) -> None:
@@ -106,6 +144,7 @@ def test_usage_errors_are_one_line(env: dict[str, str]) -> None:
     assert_one_line_error(run("publish", "a\udcedb", env=env), "UTF-8")  # the byte 0xED, as a terminal passes it
     assert_one_line_error(run("token", "create", "--name", "nl\n", "--scope", "edit", env=env), "token name")
     assert_one_line_error(run("token", env=env), "create,list,revoke")
+    assert_one_line_error(run("serve", "--workers", "0", env=env), "workers must be between 1 and")
 
 
 def test_serve_reports_a_busy_port(env: dict[str, str], server: ServerThread) -> None:
@@ -117,7 +156,9 @@ def test_tail_prints_one_line_per_change(env: dict[str, str]) -> None:
     first = json.loads(run("publish", "Before", "--json", env=env).stdout)
     run("publish", "Quake hits", "--label", "breaking", env=env)
     run("publish", "Goal", "--channel", "sport", env=env)
-    lines = run("tail", "--from", first["cursor"], "--count", "2", env=env).stdout.splitlines()
+    tailed = run("tail", "--from", first["cursor"], "--count", "2", env=env)
+    assert tailed.stderr.startswith(f"ticker: waiting for changes from {first['cursor']} (Redis at "), tailed.stderr
+    lines = tailed.stdout.splitlines()
     assert len(lines) == 2 and "publish" in lines[0] and "[breaking]: Quake hits" in lines[0]
     as_json = run("tail", "--from", first["cursor"], "--count", "1", "--json", "--channel", "sport", env=env)
     assert json.loads(as_json.stdout)["item"]["headline"] == "Goal"
@@ -141,7 +182,9 @@ def test_embedded_redis_keeps_items_across_restarts(state_dir: Path) -> None:
     assert "keep v2" in edited.stdout, edited.stderr
 
 
-def test_serve_with_embedded_redis_starts_and_stops_cleanly(state_dir: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_with_embedded_redis_starts_and_stops_cleanly(state_dir: Path, workers: str) -> None:
+    """With workers too: the supervisor starts the one embedded Redis they share, and stops it."""
     import signal
 
     import httpx
@@ -152,7 +195,7 @@ def test_serve_with_embedded_redis_starts_and_stops_cleanly(state_dir: Path) -> 
     env.update({"TICKER_STATE_DIR": str(state_dir), "HOME": str(state_dir)})
     run("publish", "Kept from before", "--id", "kept", env=env)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ticker.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "ticker.cli", "serve", "--port", "0", "--workers", workers],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -163,9 +206,10 @@ def test_serve_with_embedded_redis_starts_and_stops_cleanly(state_dir: Path) -> 
         banner = proc.stdout.readline()
         assert banner.startswith("Ticker serving on http://"), banner + (proc.stderr.read() if proc.stderr else "")
         url = banner.split()[3]
-        ready = wait_for(lambda: _status(httpx, url + "/readyz") == 200, what="readyz")
-        assert ready
-        assert httpx.get(url + "/api/items").json()["items"][0]["id"] == "kept"
+        for _ in range(int(workers) * 3):
+            wait_for(lambda: _status(httpx, url + "/readyz") == 200, what="readyz")
+            assert httpx.get(url + "/api/items").json()["items"][0]["id"] == "kept"
+        assert len(list(state_dir.glob("redis.url"))) == 1
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=units(30))

@@ -126,7 +126,7 @@ def test_tail_group_stops_cleanly_on_sigterm(settings: Settings) -> None:
         (["--group", "g"], "--group and --consumer go together"),
         (["--consumer", "c"], "--group and --consumer go together"),
         (["--group", "a b", "--consumer", "c"], "group name 'a b'"),
-        (["--channel", "Not A Slug"], "is not a channel slug"),
+        (["--channel", "Not A Slug"], "is not a channel name: use 1 to 32 lowercase letters"),
         (["--count", "0"], "--count must be at least 1"),
     ],
 )
