@@ -1,6 +1,6 @@
 """Fuzzing: Schemathesis generates requests from the running server's ``/openapi.json``.
 
-Every check is on: no 500, every status, header and body as documented, what
+Every check but one is on (see the command): no 500, every status, header and body as documented, what
 the document allows is accepted, what it forbids is refused, and the stateful
 phase chains create, read, edit and retract through the document's links. A
 failure prints Schemathesis' report with a ``curl`` line that reproduces it.
@@ -33,6 +33,11 @@ def test_the_api_keeps_every_promise_of_its_openapi_document(
         "run",
         f"{server.url}/openapi.json",
         "--checks=all",
+        # A retraction is a tombstone, never a delete: the item's history (staff only) still
+        # answers 200 after DELETE, as the audit trail, and Schemathesis takes any sub-path of a
+        # deleted item for the item itself. GET /api/items/{id} answering 404 once retracted is
+        # tested in tests/e2e/test_api.py.
+        "--exclude-checks=use_after_free",
         f"--max-time={seconds}",
         "--workers=1",
         f"--header=Authorization: Bearer {admin_token}",
