@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -54,6 +55,7 @@ DEFAULT_URGENCY = 5
 FUTURE_SKEW = timedelta(minutes=5)
 """How far ahead of the server clock ``published_at`` may be (clock skew, not scheduling)."""
 STREAM_SCHEMA_VERSION = "1"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def format_time(value: datetime) -> str:
@@ -297,6 +299,15 @@ class _Content(_Strict):
         return None if value is None else _check_labels(value, info)
 
 
+def _whole(value: object) -> object:
+    """A JSON number such as ``7.0`` is a whole number too (as JSON Schema's ``integer`` says)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Side = Annotated[int, Field(strict=True, ge=1, le=MAX_IMAGE_SIDE), BeforeValidator(_whole)]
+"""A photo's width or height in pixels: a JSON integer (``640`` or ``640.0``), never a string or a boolean."""
+
+
 class Image(_Strict):
     """A photo for an item: Ticker keeps its URL and description, never the bytes."""
 
@@ -305,8 +316,8 @@ class Image(_Strict):
     """What the photo shows, for readers who cannot see it: required."""
     caption: str | None = None
     credit: str | None = None
-    width: int | None = Field(default=None, ge=1, le=MAX_IMAGE_SIDE, strict=True)
-    height: int | None = Field(default=None, ge=1, le=MAX_IMAGE_SIDE, strict=True)
+    width: Side | None = None
+    height: Side | None = None
 
     @field_validator("url")
     @classmethod
@@ -335,7 +346,7 @@ class Image(_Strict):
         return _plain_text(value, what="credit", limit=MAX_CREDIT)
 
 
-Urgency = Annotated[int, Field(ge=1, le=9, strict=True)]
+Urgency = Annotated[int, Field(strict=True, ge=1, le=9), BeforeValidator(_whole)]
 
 
 class Item(_Content):
@@ -383,8 +394,12 @@ _ANY_LABEL = _AnyLabel()
 
 
 def sort_key(published_at: datetime, item_id: str) -> str:
-    """Orders items by (published_at, id) as plain strings, for lexicographic paging."""
-    ms = int(published_at.timestamp() * 1000)
+    """Orders items by (published_at, id) as plain strings, for lexicographic paging.
+
+    The milliseconds are counted exactly (``timestamp() * 1000`` in floating point
+    is one short for some times, and the browser's ``Date.parse`` is not).
+    """
+    ms = (published_at - EPOCH) // timedelta(milliseconds=1)
     return f"{ms:015d}:{item_id}"
 
 
