@@ -57,6 +57,8 @@ def test_empty_variables_keep_the_default() -> None:
     ("env", "says"),
     [
         ({"TICKER_PORT": "eighty"}, "TICKER_PORT"),
+        ({"TICKER_PORT": "\u0663"}, "TICKER_PORT='\u0663' is not valid; expected a whole number"),
+        ({"TICKER_WORKERS": "+2"}, "TICKER_WORKERS"),
         ({"TICKER_PORT": "70000"}, "out of range"),
         ({"TICKER_DIRECT_FRAMES": "maybe"}, "TICKER_DIRECT_FRAMES"),
         ({"TICKER_PREFIX": "a:b"}, "prefix"),
@@ -154,7 +156,7 @@ def test_durability_settings_from_the_environment() -> None:
     assert (settings.min_replicas, settings.replica_wait_ms) == (1, 500)
     assert load({"TICKER_STATE_DIR": "s"}).min_replicas == 0
     for env, words in [
-        ({"TICKER_MIN_REPLICAS": "-1"}, "min_replicas"),
+        ({"TICKER_MIN_REPLICAS": "-1"}, "TICKER_MIN_REPLICAS='-1' is not valid"),
         ({"TICKER_REPLICA_WAIT_MS": "0"}, "replica_wait_ms"),
         ({"TICKER_MIN_REPLICAS": "one"}, "TICKER_MIN_REPLICAS"),
         ({"TICKER_REDIS_URL": "redis+sentinel://h"}, "service_name"),
@@ -163,6 +165,14 @@ def test_durability_settings_from_the_environment() -> None:
             load({**env, "TICKER_STATE_DIR": "s"})
         assert words in raised.value.message
 
+
+
+def test_fan_out_slices_from_the_environment() -> None:
+    settings = load({"TICKER_FANOUT_SLICE_MS": "0.5", "TICKER_FANOUT_YIELD_MS": "0", "TICKER_STATE_DIR": "s"})
+    assert (settings.fanout_slice_ms, settings.fanout_yield_ms) == (0.5, 0)
+    for value in ["-1", "nan", "inf"]:
+        with pytest.raises(ConfigError, match="fanout_slice_ms and fanout_yield_ms"):
+            load({"TICKER_FANOUT_SLICE_MS": value, "TICKER_STATE_DIR": "s"})
 
 def test_a_password_never_appears_in_a_message() -> None:
     with pytest.raises(ConfigError) as raised:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -139,5 +140,5 @@ def create_app(settings: Settings) -> Starlette:
     app.state.hub = hub
     app.state.admission = Admission(settings)
     app.state.login_failures = FailureLimit(settings.login_failure_rate, settings.login_failure_burst)
-    app.state.openapi = openapi.document()
+    app.state.openapi = functools.partial(openapi.today_document, settings)
     return app

@@ -6,6 +6,7 @@ values it needs from a :class:`Settings` instance.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -326,6 +327,13 @@ def public_url(value: str) -> str:
     return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
 
+def whole_number(value: str) -> int:
+    """A count, size or port in ASCII digits: ``int`` also reads ``٣``, ``３``, ``+3``, `` 3 `` and ``3_0``."""
+    if not (value.isascii() and value.isdigit()):
+        raise ValueError(value)
+    return int(value)
+
+
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
@@ -335,12 +343,12 @@ _PARSERS: dict[str, Any] = {
     "state_dir": Path,
     "prefix": str,
     "host": str,
-    "port": int,
-    "stream_maxlen": int,
+    "port": whole_number,
+    "stream_maxlen": whole_number,
     "labels": _csv,
-    "max_body_bytes": int,
+    "max_body_bytes": whole_number,
     "write_rate": float,
-    "write_burst": int,
+    "write_burst": whole_number,
     "trusted_addresses": _csv,
     "display_timezone": str,
     "locale": str,
@@ -349,22 +357,22 @@ _PARSERS: dict[str, Any] = {
     "token": str,
     "public_url": public_url,
     "allowed_origins": _csv,
-    "max_connections": int,
-    "max_connections_per_address": int,
-    "client_buffer_bytes": int,
-    "send_buffer_bytes": int,
+    "max_connections": whole_number,
+    "max_connections_per_address": whole_number,
+    "client_buffer_bytes": whole_number,
+    "send_buffer_bytes": whole_number,
     "direct_frames": _flag,
-    "max_client_frame": int,
-    "history_size": int,
-    "snapshot_limit": int,
-    "snapshot_pool": int,
+    "max_client_frame": whole_number,
+    "history_size": whole_number,
+    "snapshot_limit": whole_number,
+    "snapshot_pool": whole_number,
     "ping_interval": float,
     "ping_timeout": float,
     "sse_heartbeat": float,
-    "shutdown_grace": int,
-    "gc_threshold": int,
-    "reader_count": int,
-    "reader_block_ms": int,
+    "shutdown_grace": whole_number,
+    "gc_threshold": whole_number,
+    "reader_count": whole_number,
+    "reader_block_ms": whole_number,
     "max_reader_lag": float,
     "scheduler_interval": float,
     "audience_interval": float,
@@ -372,18 +380,21 @@ _PARSERS: dict[str, Any] = {
     "relative_times": _flag,
     # proxies and admission
     "trusted_proxies": _csv,
-    "login_failure_burst": int,
+    "login_failure_burst": whole_number,
     "login_failure_rate": float,
     # Worker processes.
-    "workers": int,
+    "workers": whole_number,
     "header_timeout": float,
     "fanout_slice_ms": float,
     "fanout_yield_ms": float,
-    "min_replicas": int,
-    "replica_wait_ms": int,
+    "min_replicas": whole_number,
+    "replica_wait_ms": whole_number,
 }
 
-_EXPECTED = {"public_url": "an absolute http(s) URL such as https://news.example, without user, query or fragment"}
+_EXPECTED = {
+    "public_url": "an absolute http(s) URL such as https://news.example, without user, query or fragment",
+    **{name: "a whole number in digits 0-9" for name, parse in _PARSERS.items() if parse is whole_number},
+}
 
 ENV_VARS = {name: f"TICKER_{name.upper()}" for name in _PARSERS}
 """The environment variable behind each setting, e.g. ``TICKER_REDIS_URL``."""
@@ -442,7 +453,7 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"workers must be between 1 and {MAX_WORKERS}, not {settings.workers}")
     if settings.header_timeout <= 0:
         raise ConfigError("header_timeout must be above 0 seconds")
-    if settings.fanout_slice_ms < 0 or settings.fanout_yield_ms < 0:
+    if not all(0 <= ms < math.inf for ms in (settings.fanout_slice_ms, settings.fanout_yield_ms)):
         raise ConfigError("fanout_slice_ms and fanout_yield_ms must be 0 or more milliseconds")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
