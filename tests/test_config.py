@@ -166,13 +166,13 @@ def test_durability_settings_from_the_environment() -> None:
         assert words in raised.value.message
 
 
-
 def test_fan_out_slices_from_the_environment() -> None:
     settings = load({"TICKER_FANOUT_SLICE_MS": "0.5", "TICKER_FANOUT_YIELD_MS": "0", "TICKER_STATE_DIR": "s"})
     assert (settings.fanout_slice_ms, settings.fanout_yield_ms) == (0.5, 0)
     for value in ["-1", "nan", "inf"]:
         with pytest.raises(ConfigError, match="fanout_slice_ms and fanout_yield_ms"):
             load({"TICKER_FANOUT_SLICE_MS": value, "TICKER_STATE_DIR": "s"})
+
 
 def test_a_password_never_appears_in_a_message() -> None:
     with pytest.raises(ConfigError) as raised:
