@@ -26,6 +26,9 @@
   var KEY_EVENTS = 50;
   /* Close codes after which reconnecting cannot help (docs/protocol.md). */
   var FINAL_CODES = [1000, 1003, 1008, 1009, 4400];
+  /* A 1008 whose reason starts "origin:" refuses this page's site: only the server's
+     configuration can change that, so the widget asks again only this rarely (jittered up to twice as long). */
+  var REFUSED_RETRY_MS = 10 * 60 * 1000;
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -164,7 +167,8 @@
     socket.onclose = function (event) {
       if (self.socket !== socket) return;
       self.socket = null;
-      if (shouldReconnect(event.code)) self.retry();
+      if (event.code === 1008 && /^origin:/.test(event.reason)) self.refused(event.reason);
+      else if (shouldReconnect(event.code)) self.retry();
       else self.handlers.state("offline");
     };
   };
@@ -184,6 +188,17 @@
     var self = this;
     this.timer = setTimeout(function () { self.open(); }, Math.max(BACKOFF_FLOOR_MS, Math.random() * ceiling));
   };
+  /** The server does not allow this site: say why (once in the console), and ask again only after minutes. */
+  Live.prototype.refused = function (reason) {
+    if (!this.warned) {
+      this.warned = true;
+      console.warn("Ticker: " + this.base + " refuses the live ticker on " + location.origin + " (\"" + reason +
+        "\"); the server's TICKER_ALLOWED_ORIGINS must list " + location.origin + ".");
+    }
+    this.handlers.state("refused");
+    var self = this;
+    this.timer = setTimeout(function () { self.open(); }, REFUSED_RETRY_MS * (1 + Math.random()));
+  };
   Live.prototype.retryNow = function () {
     clearTimeout(this.timer);
     this.open();
@@ -196,7 +211,10 @@
     });
   }
 
-  var STATE_TEXT = { connecting: "Connecting\u2026", live: "Live", reconnecting: "Reconnecting\u2026", offline: "Offline" };
+  var STATE_TEXT = {
+    connecting: "Connecting\u2026", live: "Live", reconnecting: "Reconnecting\u2026", offline: "Offline",
+    refused: "This site is not allowed to show the live ticker: the server\u2019s TICKER_ALLOWED_ORIGINS must list it",
+  };
   var RTL = ["ar", "he", "fa", "ur"];
   var AGO_MS = 12 * 3600 * 1000;
 
@@ -538,7 +556,9 @@
     this.leadKey = key;
     var img = el("img", "tk-lead-img");
     img.alt = image.alt;
-    img.loading = "lazy";
+    /* Often the largest thing on the first screen (what Lighthouse times as LCP): lazy only
+       when the ticker starts below the first screen, as an embed far down a page may. */
+    img.loading = this.root.getBoundingClientRect().top > window.innerHeight ? "lazy" : "eager";
     img.decoding = "async";
     if (image.width && image.height) {
       img.width = image.width;
