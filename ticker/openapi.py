@@ -32,13 +32,13 @@ from ticker.models import (
     MAX_CREDIT,
     MAX_HEADLINE,
     MAX_LABELS,
-    MAX_URL,
     EditKind,
     Item,
     ItemCreate,
     ItemEdit,
     ScheduledEdit,
 )
+from ticker.text import MAX_URL
 
 LIMIT_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_LIMIT}
 IF_MATCH_PATTERN = r'^\s*(?:\*|(?:W/)?"?[0-9]{1,18}"?)\s*$'
