@@ -770,8 +770,9 @@
   }
 
   var scheduledEditors = 0;
+  /** Edits a scheduled item: every field `PATCH /api/scheduled/{id}` takes, errors beside each. */
   function editScheduled(row, item) {
-    var n = ++scheduledEditors;
+    var n = ++scheduledEditors, id = function (name) { return "sched" + n + "-" + name; };
     row.setAttribute("data-mode", "edit");
     var editor = el("form", "editor");
     editor.noValidate = true;
@@ -780,37 +781,63 @@
     text.rows = 2;
     text.maxLength = 300;
     text.value = item.headline;
-    text.id = "sched" + n + "-headline";
     var when = document.createElement("input");
     when.type = "datetime-local";
     when.value = isoToZoned(item.published_at);
-    when.id = "sched" + n + "-at";
-    var l1 = el("label", null, t("Headline"));
-    l1.htmlFor = text.id;
-    var l2 = el("label", null, t("Publish at"));
-    l2.htmlFor = when.id;
+    var urlBox = document.createElement("input");
+    urlBox.type = "url";
+    urlBox.value = item.url || "";
+    var channelBox = document.createElement("input");
+    channelBox.autocomplete = "off";
+    channelBox.spellcheck = false;
+    channelBox.value = item.channel;
+    var labelsBox = labelsField(id, item.labels);
+    var photoBox = photoFields(id, item.image);
+    var urgencyBox = urgencySelect(item.urgency);
+    var checks = el("div", "field check");
+    var key = checkbox(id, "key_event", t("Key event"), !!item.key_event, checks);
+    var pin = checkbox(id, "pinned", t("Pinned"), item.pinned, checks);
     var general = el("p", "form-error");
     general.setAttribute("role", "alert");
     general.hidden = true;
     var save = el("button", "primary small", t("Save"));
     save.type = "submit";
-    var back = button(t("Back"), "small", function () { drawScheduled(row, item); });
-    var f1 = el("div", "field"), f2 = el("div", "field"), acts = el("div", "actions");
-    f1.append(l1, text);
-    f2.append(l2, when);
+    var back = button(t("Back"), "small", function () { drawScheduled(row, item); row.querySelector("button").focus(); });
+    var acts = el("div", "actions");
     acts.append(save, back, general);
-    editor.append(f1, f2, acts);
-    editor.addEventListener("submit", function (event) {
-      event.preventDefault();
+    editor.append(field(id, "headline", t("Headline"), text), field(id, "publish_at", t("Publish at"), when),
+      field(id, "url", t("Link"), urlBox), field(id, "channel", t("Channel"), channelBox), labelsBox, photoBox.box,
+      field(id, "urgency", t("Urgency (1 = flash)"), urgencyBox), checks, acts);
+
+    function submit() {
       var payload = {};
       if (text.value !== item.headline) payload.headline = text.value;
-      if (when.value && when.value !== isoToZoned(item.published_at)) payload.publish_at = zonedToIso(when.value);
-      if (!Object.keys(payload).length) { drawScheduled(row, item); return; }
+      if (when.value && when.value !== isoToZoned(item.published_at)) payload.publish_at = zonedToIso(when.value) || when.value;
+      var url = urlBox.value.trim() || null;
+      if (url !== (item.url || null)) payload.url = url;
+      if (channelBox.value.trim() !== item.channel) payload.channel = channelBox.value.trim();
+      var labels = checkedLabels(labelsBox);
+      if (labels.join(",") !== item.labels.join(",")) payload.labels = labels;
+      var image = photoBox.value();
+      if (!sameImage(image, item.image)) payload.image = image;
+      if (Number(urgencyBox.value) !== (item.urgency || 5)) payload.urgency = Number(urgencyBox.value);
+      if (key.checked !== !!item.key_event) payload.key_event = key.checked;
+      if (pin.checked !== item.pinned) payload.pinned = pin.checked;
+      if (!Object.keys(payload).length) { drawScheduled(row, item); row.querySelector("button").focus(); return; }
+      save.disabled = true;
       api("PATCH", "/api/scheduled/" + encodeURIComponent(item.id), payload).then(function (answer) {
         drawScheduled(row, answer.item);
-        say("Rescheduled: " + answer.item.headline);
-      }, function (error) { showError(general, null, error.message); });
-    });
+        row.querySelector("button").focus();
+        say(t("Saved:") + " " + answer.item.headline);
+      }, function (error) {
+        showErrors(error, editor, general);
+        save.disabled = false;
+      });
+    }
+
+    editor.addEventListener("submit", function (event) { event.preventDefault(); submit(); });
+    editor.addEventListener("keydown", function (event) { if (event.key === "Escape") back.click(); });
+    ctrlEnter(editor, submit);
     row.replaceChildren(stamp(item.published_at), editor);
     text.focus();
   }
