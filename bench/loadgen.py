@@ -14,7 +14,9 @@ and a jump is a gap. Latency is the receive time minus the event's ``ts``
 
 Commands are JSON lines on stdin, answers JSON lines on stdout::
 
-    {"cmd": "connect", "host": H, "port": P, "n": N, "timeout": S}
+    {"cmd": "connect", "host": H, "port": P, "n": N, "timeout": S, "sources": K}
+                                      K > 1: from 127.0.0.2 ... 127.0.0.(K+1), past
+                                      the ~28,000 ports of one address pair
     {"cmd": "reset"}                  start a measured window
     {"cmd": "wait", "seq": S, "timeout": T}
     {"cmd": "stats", "published": P}
@@ -42,6 +44,8 @@ from urllib.parse import quote
 HIST_MS = 120_000
 """Latency histogram range; anything slower counts in the last bucket."""
 CACHE_LIMIT = 100_000
+STORM_CONCURRENCY = 2048
+"""Reconnects in flight at once in a storm (the servers' listen backlog)."""
 CONNECT_CONCURRENCY = 256
 DEFLATE_OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
 """What browsers offer by default."""
@@ -320,9 +324,15 @@ class LoadGen:
         self.clients: list[Client] = []
         self.host = "127.0.0.1"
         self.port = 0
+        self.sources = 1
         self.path = "/ws"
 
-    async def open_one(self, client: Client | None, path: str, sem: asyncio.Semaphore, deadline: float) -> str:
+    def source(self, index: int) -> tuple[str, int] | None:
+        return (f"127.0.0.{2 + index % self.sources}", 0) if self.sources > 1 else None
+
+    async def open_one(
+        self, client: Client | None, path: str, sem: asyncio.Semaphore, deadline: float, index: int
+    ) -> str:
         loop = asyncio.get_running_loop()
         async with sem:
             remaining = deadline - time.monotonic()
@@ -330,7 +340,9 @@ class LoadGen:
                 return "timeout"
             try:
                 _, proto = await asyncio.wait_for(
-                    loop.create_connection(lambda: client or Client(self.shared), self.host, self.port),
+                    loop.create_connection(
+                        lambda: client or Client(self.shared), self.host, self.port, local_addr=self.source(index)
+                    ),
                     remaining,
                 )
             except (OSError, TimeoutError) as exc:
@@ -347,14 +359,16 @@ class LoadGen:
                 return "handshake timeout"
             return error
 
-    async def connect(self, host: str, port: int, n: int, within: float, deflate: bool = False) -> dict[str, Any]:
-        self.host, self.port = host, port
+    async def connect(
+        self, host: str, port: int, n: int, within: float, deflate: bool = False, sources: int = 1
+    ) -> dict[str, Any]:
+        self.host, self.port, self.sources = host, port, sources
         self.shared.deflate = deflate
         before = len(self.clients)
         start = time.monotonic()
         deadline = start + within
         sem = asyncio.Semaphore(CONNECT_CONCURRENCY)
-        jobs = (self.open_one(None, self.path, sem, deadline) for _ in range(n))
+        jobs = (self.open_one(None, self.path, sem, deadline, before + i) for i in range(n))
         results = await asyncio.gather(*jobs)
         errors = count_errors(results)
         new = self.clients[before:]
@@ -377,7 +391,10 @@ class LoadGen:
     async def reconnect(self, within: float) -> dict[str, Any]:
         start = time.monotonic()
         deadline = start + within
-        sem = asyncio.Semaphore(len(self.clients) or 1)
+        # A real storm's clients each send their request head at once; this one process,
+        # holding them all, would hold heads back past the server's header deadline if it
+        # opened every connection before writing any: as many in flight as the listen backlog.
+        sem = asyncio.Semaphore(STORM_CONCURRENCY)
         fresh = []
         for old in self.clients:
             client = Client(self.shared)
@@ -385,7 +402,7 @@ class LoadGen:
             fresh.append(client)
         self.clients = fresh
         paths = [self.path + (f"?cursor={quote(c.cursor)}" if c.cursor else "") for c in fresh]
-        jobs = [self.open_one(c, path, sem, deadline) for c, path in zip(fresh, paths, strict=True)]
+        jobs = [self.open_one(c, path, sem, deadline, i) for i, (c, path) in enumerate(zip(fresh, paths, strict=True))]
         errors = count_errors(await asyncio.gather(*jobs))
         upgraded = sum(1 for c in fresh if c.upgraded and not c.closed)
         return {"connected": upgraded, "errors": errors, "secs": time.monotonic() - start}
@@ -484,7 +501,7 @@ async def serve_commands() -> None:
             answer: dict[str, Any]
             if name == "connect":
                 answer = await gen.connect(
-                    cmd["host"], cmd["port"], cmd["n"], cmd["timeout"], cmd.get("deflate", False)
+                    cmd["host"], cmd["port"], cmd["n"], cmd["timeout"], cmd.get("deflate", False), cmd.get("sources", 1)
                 )
             elif name == "reset":
                 answer = gen.reset()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ticker.embedded import EmbeddedRedis
+from bench.fanout import redis_binary
 
 
 @dataclass
@@ -71,6 +71,24 @@ def server(redis_url: str, prefix: str) -> Iterator[tuple[str, int]]:
         if not line.startswith("Ticker serving on "):
             raise SystemExit(f"bench: the server did not start: {line!r}")
         yield line.split()[3], proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@contextmanager
+def throwaway_redis(directory: Path) -> Iterator[str]:
+    """A Redis on a Unix socket in ``directory``, nothing on disk, stopped afterwards."""
+    sock = directory / "redis.sock"
+    args = [redis_binary(), "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen([*pin(0), *args, "--dir", str(directory)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("bench: Redis did not start")
+            time.sleep(0.05)
+        yield f"unix://{sock}"
     finally:
         proc.terminate()
         proc.wait(30)
@@ -156,7 +174,7 @@ def main() -> None:
 
     if pin(1):
         os.sched_setaffinity(0, {1})
-    with tempfile.TemporaryDirectory(prefix="tb") as tmp, EmbeddedRedis(Path(tmp)) as redis_url:
+    with tempfile.TemporaryDirectory(prefix="tb") as tmp, throwaway_redis(Path(tmp)) as redis_url:
         prefix = f"bench-{os.getpid()}"
         secret = token(redis_url, prefix)
         with server(redis_url, prefix) as (url, _pid):

@@ -24,6 +24,7 @@ import asyncio
 import json
 import socket
 import statistics
+import struct
 import time
 import zlib
 from typing import Any
@@ -32,7 +33,16 @@ from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
 
-from ticker.protocol import text_frame
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented, uncompressed server-to-client text frame (RFC 6455 §5.2)."""
+    n = len(payload)
+    if n < 126:
+        return struct.pack("!BB", 0x81, n) + payload
+    if n < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
+
 
 ITEM = {
     "id": "01jd0c5m8f3v6q2k9x7w4r1t0y",

@@ -207,6 +207,14 @@ def test_image_runs_the_console_script() -> None:
     assert 'CMD ["ticker", "serve"]' in (ROOT / "Dockerfile").read_text()
 
 
+def test_every_python_package_is_listed() -> None:
+    """``packages`` is an explicit list: a new subpackage left out would be missing from the wheel."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "ticker").rglob("__init__.py")}
+    assert "ticker.store" in found
+    assert found <= listed, f"not in [tool.setuptools] packages: {sorted(found - listed)}"
+
+
 def test_package_data_ships_every_file_the_server_reads() -> None:
     """A non-editable install (the Docker image's) must carry the pages, scripts and samples."""
     from fnmatch import fnmatch

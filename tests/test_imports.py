@@ -1,4 +1,5 @@
-"""No import circles in the package: every ``import`` (lazy ones inside functions too) read with ``ast``."""
+"""The package's import rules, every ``import`` (lazy ones inside functions too) read with ``ast``:
+no import circles, and only ``ticker/store/`` talks to Redis."""
 
 from __future__ import annotations
 
@@ -32,6 +33,17 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
                 submodule = f"{base}.{alias.name}"
                 found.add(submodule if submodule in modules else base)
     return {target for target in found if target in modules and target != name}
+
+
+def redis_imports(path: Path) -> set[str]:
+    """The ``redis`` modules that ``path`` imports (``from redis.x import y`` counts as ``redis.x``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module)
+    return {name for name in found if name == "redis" or name.startswith("redis.")}
 
 
 def graph() -> dict[str, set[str]]:
@@ -73,3 +85,16 @@ def test_the_walk_sees_the_package() -> None:
 def test_no_import_circles() -> None:
     found = circles(graph())
     assert not found, "import circles: " + "; ".join(" -> ".join(circle) for circle in found)
+
+
+def test_only_the_store_talks_to_redis() -> None:
+    """Outside ``ticker/store/`` a module may catch Redis's errors (the 503 handler, the reader's
+    retries, the CLI's messages) but opens no client and sends no command: it receives plain values."""
+    store = PACKAGE / "store"
+    assert "redis.asyncio" in redis_imports(store / "connection.py"), "the walk sees the store's own imports"
+    outside = {
+        module_name(path): redis_imports(path) - {"redis.exceptions"}
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if store not in path.parents
+    }
+    assert not {name: found for name, found in outside.items() if found}

@@ -99,7 +99,7 @@ MAX_WORKERS = 256
 # Connection deadlines and the fan-out's share of the event loop (docs/performance.md).
 DEFAULT_HEADER_TIMEOUT = 10.0
 """Seconds a connection has to send a complete request head; one that trickles it is closed."""
-DEFAULT_FANOUT_SLICE = 1000
+DEFAULT_FANOUT_SLICE = 250
 """Writes the fan-out makes before letting the event loop serve others (HTTP, handshakes)."""
 # --- Redis topologies and durable writes -------------------------------------------
 

@@ -33,8 +33,11 @@ this module was not tested with, naming them (see ``docs/operations.md``).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import socket
+import struct
+import termios
 from asyncio import BaseTransport
 from collections.abc import Callable
 from importlib.metadata import version
@@ -144,6 +147,18 @@ class Flag:
         return True
 
 
+def _unread(transport: asyncio.BaseTransport) -> int:
+    """Bytes the peer has sent that this process has not read yet."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        waiting = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", waiting)[0])
+
+
 class HttpProtocol(H11Protocol):
     """uvicorn's ``h11`` protocol with a deadline for each request head."""
 
@@ -164,8 +179,14 @@ class HttpProtocol(H11Protocol):
 
     def _head_overdue(self) -> None:
         self.head_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self.transport.abort()  # trickled or never sent: nothing is owed to this peer
+        if self.conn.their_state is not h11.IDLE or self.transport.is_closing():
+            return
+        if _unread(self.transport):
+            # The head waits in the kernel: this process is behind (a reconnect storm on a
+            # busy core), not the peer. Cutting it would turn our own lag into lost clients.
+            self._arm()
+            return
+        self.transport.abort()  # trickled or never sent: nothing is owed to this peer
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

@@ -16,8 +16,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -33,6 +35,11 @@ def tour() -> list[tuple[str, str]]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("## A short tour", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"^```(\w+)\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
+
+
+def collect(stream: IO[str], lines: list[str]) -> None:
+    for line in stream:
+        lines.append(line)
 
 
 def free_port() -> str:
@@ -121,18 +128,25 @@ def test_the_tour_runs_as_written(home: Path) -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
+        assert consumer.stdout is not None and consumer.stderr is not None
+        seen: list[str] = []
+        # A reader thread, so the deadline holds even if the consumer prints nothing at all.
+        reader = threading.Thread(target=collect, args=(consumer.stdout, seen), daemon=True)
+        reader.start()
         try:
-            assert consumer.stdout is not None
-            seen: list[str] = []
             wait_for(
-                lambda: seen.append(consumer.stdout.readline()) or "update Storm closes the A1 road\n" in seen,  # type: ignore[union-attr]
+                lambda: "update Storm closes the A1 road\n" in seen,
                 timeout=60,
                 what="the consumer to print the client's edit",
             )
             assert "publish Storm closes the coastal road\n" in seen, seen
         finally:
             consumer.send_signal(signal.SIGINT)
-            _, errors = consumer.communicate(timeout=units(30))
+            consumer.wait(units(30))
+            reader.join(units(10))
+            errors = consumer.stderr.read()
+            consumer.stdout.close()
+            consumer.stderr.close()
         assert consumer.returncode == 0, errors
     finally:
         server.send_signal(signal.SIGTERM)

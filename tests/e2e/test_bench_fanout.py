@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.support import units
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SERVERS = ("naive", "broadcast", "ours", "ours-asgi")
 
 
