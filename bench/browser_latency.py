@@ -51,7 +51,7 @@ new MutationObserver((records) => {
 def widget_sizes() -> dict[str, tuple[int, int]]:
     sizes = {}
     for name in ("ticker.js", "ticker.css"):
-        raw = (ROOT / "ticker" / "web" / name).read_bytes()
+        raw = (ROOT / "web" / name).read_bytes()
         sizes[name] = (len(raw), len(gzip.compress(raw, compresslevel=9)))
     return sizes
 

@@ -57,6 +57,8 @@ def test_empty_variables_keep_the_default() -> None:
     ("env", "says"),
     [
         ({"TICKER_PORT": "eighty"}, "TICKER_PORT"),
+        ({"TICKER_PORT": "\u0663"}, "TICKER_PORT='\u0663' is not valid; expected a whole number"),
+        ({"TICKER_WORKERS": "+2"}, "TICKER_WORKERS"),
         ({"TICKER_PORT": "70000"}, "out of range"),
         ({"TICKER_DIRECT_FRAMES": "maybe"}, "TICKER_DIRECT_FRAMES"),
         ({"TICKER_PREFIX": "a:b"}, "prefix"),
@@ -154,7 +156,7 @@ def test_durability_settings_from_the_environment() -> None:
     assert (settings.min_replicas, settings.replica_wait_ms) == (1, 500)
     assert load({"TICKER_STATE_DIR": "s"}).min_replicas == 0
     for env, words in [
-        ({"TICKER_MIN_REPLICAS": "-1"}, "min_replicas"),
+        ({"TICKER_MIN_REPLICAS": "-1"}, "TICKER_MIN_REPLICAS='-1' is not valid"),
         ({"TICKER_REPLICA_WAIT_MS": "0"}, "replica_wait_ms"),
         ({"TICKER_MIN_REPLICAS": "one"}, "TICKER_MIN_REPLICAS"),
         ({"TICKER_REDIS_URL": "redis+sentinel://h"}, "service_name"),

@@ -329,3 +329,13 @@ def test_an_item_stored_under_older_rules_stays_readable() -> None:
     assert (item.headline, item.url, item.author) == (stored["headline"], stored["url"], stored["author"])
     with pytest.raises(InvalidInput):
         parse(ItemCreate, {k: v for k, v in stored.items() if k in ("headline", "url")})
+
+
+@pytest.mark.parametrize(("value", "taken"), [(7, 7), (7.0, 7), (7.5, None), ("7", None), (True, None), (1e308, None)])
+def test_whole_numbers_are_json_integers_with_or_without_a_point(value: object, taken: int | None) -> None:
+    """JSON Schema's ``integer`` (what the OpenAPI document says) includes ``7.0``; strings and booleans are not."""
+    if taken is None:
+        with pytest.raises(InvalidInput):
+            parse(ItemCreate, {"headline": "Quake", "urgency": value})
+    else:
+        assert parse(ItemCreate, {"headline": "Quake", "urgency": value}).urgency == taken

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -132,5 +133,5 @@ def create_app(settings: Settings) -> Starlette:
     app.state.hub = hub
     app.state.admission = Admission(settings)
     app.state.login_failures = FailureLimit(settings.login_failure_rate, settings.login_failure_burst)
-    app.state.openapi = openapi.document()
+    app.state.openapi = functools.partial(openapi.today_document, settings)
     return app

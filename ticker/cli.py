@@ -47,6 +47,14 @@ LOG_LEVELS = ["debug", "info", "warning", "error"]
 DEFAULT_DEMO_INTERVAL = 4.0
 
 
+def whole(text: str) -> int:
+    """An integer option, by the rule of the integer settings (:func:`ticker.config.whole_number`)."""
+    try:
+        return config.whole_number(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (digits 0-9 only)") from None
+
+
 def help_labels() -> tuple[str, ...]:
     """The label vocabulary to list in ``--help``: the configured one, else the default."""
     try:
@@ -81,7 +89,7 @@ def _parser() -> Parser:
     def listening(cmd: Parser, log_level: str) -> None:
         cmd.add_argument("--host", help=f"address to listen on (env TICKER_HOST; default {config.DEFAULT_HOST})")
         cmd.add_argument(
-            "--port", type=int, help=f"port (env TICKER_PORT; default {config.DEFAULT_PORT}; 0 picks a free one)"
+            "--port", type=whole, help=f"port (env TICKER_PORT; default {config.DEFAULT_PORT}; 0 picks a free one)"
         )
         cmd.add_argument(
             "--log-level", default=log_level, choices=LOG_LEVELS, help=f"uvicorn's log level (default {log_level})"
@@ -97,7 +105,7 @@ def _parser() -> Parser:
     listening(serve, "info")
     serve.add_argument(
         "--workers",
-        type=int,
+        type=whole,
         help=f"server processes sharing the port (env TICKER_WORKERS; default {config.DEFAULT_WORKERS})",
     )
 
@@ -167,11 +175,11 @@ def _parser() -> Parser:
         "--kind", choices=["update", "correction", "fix"], default=None, help="what kind of edit (default update)"
     )
     update.add_argument("--correction", metavar="NOTE", help="what was wrong (implies --kind correction)")
-    update.add_argument("--if-match", type=int, metavar="VERSION", help="only if the item is still at this version")
+    update.add_argument("--if-match", type=whole, metavar="VERSION", help="only if the item is still at this version")
 
     retract = writer("retract", "retract an item (readers see it removed)", "Retract an item: readers see it removed.")
     retract.add_argument("id", help="the item's id")
-    retract.add_argument("--if-match", type=int, metavar="VERSION", help="only if the item is still at this version")
+    retract.add_argument("--if-match", type=whole, metavar="VERSION", help="only if the item is still at this version")
 
     tail = command(
         "tail",
@@ -192,7 +200,7 @@ def _parser() -> Parser:
     tail.add_argument("--consumer", metavar="NAME", help="this member's name in --group (keep it across restarts)")
     tail.add_argument("--channel", help="only changes to items of this channel")
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
-    tail.add_argument("--count", type=int, help="stop after this many changes")
+    tail.add_argument("--count", type=whole, help="stop after this many changes")
 
     token = command(
         "token",

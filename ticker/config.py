@@ -323,6 +323,13 @@ def public_url(value: str) -> str:
     return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
 
+def whole_number(value: str) -> int:
+    """A count, size or port in ASCII digits: ``int`` also reads ``٣``, ``３``, ``+3``, `` 3 `` and ``3_0``."""
+    if not (value.isascii() and value.isdigit()):
+        raise ValueError(value)
+    return int(value)
+
+
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
@@ -332,12 +339,12 @@ _PARSERS: dict[str, Any] = {
     "state_dir": Path,
     "prefix": str,
     "host": str,
-    "port": int,
-    "stream_maxlen": int,
+    "port": whole_number,
+    "stream_maxlen": whole_number,
     "labels": _csv,
-    "max_body_bytes": int,
+    "max_body_bytes": whole_number,
     "write_rate": float,
-    "write_burst": int,
+    "write_burst": whole_number,
     "trusted_addresses": _csv,
     "display_timezone": str,
     "locale": str,
@@ -346,22 +353,22 @@ _PARSERS: dict[str, Any] = {
     "token": str,
     "public_url": public_url,
     "allowed_origins": _csv,
-    "max_connections": int,
-    "max_connections_per_address": int,
-    "client_buffer_bytes": int,
-    "send_buffer_bytes": int,
+    "max_connections": whole_number,
+    "max_connections_per_address": whole_number,
+    "client_buffer_bytes": whole_number,
+    "send_buffer_bytes": whole_number,
     "direct_frames": _flag,
-    "max_client_frame": int,
-    "history_size": int,
-    "snapshot_limit": int,
-    "snapshot_pool": int,
+    "max_client_frame": whole_number,
+    "history_size": whole_number,
+    "snapshot_limit": whole_number,
+    "snapshot_pool": whole_number,
     "ping_interval": float,
     "ping_timeout": float,
     "sse_heartbeat": float,
-    "shutdown_grace": int,
-    "gc_threshold": int,
-    "reader_count": int,
-    "reader_block_ms": int,
+    "shutdown_grace": whole_number,
+    "gc_threshold": whole_number,
+    "reader_count": whole_number,
+    "reader_block_ms": whole_number,
     "max_reader_lag": float,
     "scheduler_interval": float,
     "audience_interval": float,
@@ -369,17 +376,20 @@ _PARSERS: dict[str, Any] = {
     "relative_times": _flag,
     # proxies and admission
     "trusted_proxies": _csv,
-    "login_failure_burst": int,
+    "login_failure_burst": whole_number,
     "login_failure_rate": float,
     # Worker processes.
-    "workers": int,
+    "workers": whole_number,
     "header_timeout": float,
-    "fanout_slice": int,
-    "min_replicas": int,
-    "replica_wait_ms": int,
+    "fanout_slice": whole_number,
+    "min_replicas": whole_number,
+    "replica_wait_ms": whole_number,
 }
 
-_EXPECTED = {"public_url": "an absolute http(s) URL such as https://news.example, without user, query or fragment"}
+_EXPECTED = {
+    "public_url": "an absolute http(s) URL such as https://news.example, without user, query or fragment",
+    **{name: "a whole number in digits 0-9" for name, parse in _PARSERS.items() if parse is whole_number},
+}
 
 ENV_VARS = {name: f"TICKER_{name.upper()}" for name in _PARSERS}
 """The environment variable behind each setting, e.g. ``TICKER_REDIS_URL``."""

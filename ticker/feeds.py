@@ -27,8 +27,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ticker.http import before_param, channel_param, limit_param, settings_of, store_of
-from ticker.models import Item, format_time
+from ticker.config import MAX_PAGE_LIMIT
+from ticker.http import BEFORE, before_param, channel_param, limit_param, settings_of, store_of
+from ticker.models import CHANNEL_PATTERN, Item, format_time
 from ticker.store import Page
 from ticker.urls import Urls
 
@@ -255,15 +256,18 @@ async def feed_atom(request: Request) -> Response:
 
 def openapi_paths() -> dict[str, Any]:
     """The feeds' part of the OpenAPI document."""
+    channel = f"^(?:{CHANNEL_PATTERN[1:-1]})?$"
+    limit = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_LIMIT}
+    before = f"^(?:{BEFORE.pattern[1:-1]})?$"
     params = [
-        {"name": "channel", "in": "query", "required": False, "schema": {"type": "string"}},
-        {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
+        {"name": "channel", "in": "query", "required": False, "schema": {"type": "string", "pattern": channel}},
+        {"name": "limit", "in": "query", "required": False, "schema": limit},
         {
             "name": "before",
             "in": "query",
             "required": False,
             "description": "next_url's page token: the page of older items",
-            "schema": {"type": "string", "pattern": "^[0-9]{15}:[A-Za-z0-9_-]{1,64}$"},
+            "schema": {"type": "string", "pattern": before},
         },
         {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
         {"name": "If-Modified-Since", "in": "header", "required": False, "schema": {"type": "string"}},

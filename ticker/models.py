@@ -8,9 +8,7 @@ the state hash and every client share.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -34,12 +33,12 @@ from pydantic import (
 from ticker.config import DEFAULT_CHANNEL, DEFAULT_LABELS
 from ticker.errors import InvalidInput
 from ticker.ids import new_id
+from ticker.text import is_local_host, text_problem, url_problem
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 CHANNEL_PATTERN = r"^[a-z0-9-]{1,32}$"
 LANG_PATTERN = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$"
 MAX_HEADLINE = 300
-MAX_URL = 2048
 MAX_LABELS = 5
 MAX_AUTHOR = 120
 MAX_CORRECTION = 500
@@ -54,6 +53,7 @@ DEFAULT_URGENCY = 5
 FUTURE_SKEW = timedelta(minutes=5)
 """How far ahead of the server clock ``published_at`` may be (clock skew, not scheduling)."""
 STREAM_SCHEMA_VERSION = "1"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def format_time(value: datetime) -> str:
@@ -85,69 +85,6 @@ class EditKind(StrEnum):
     """A typo: the version moves, readers see no badge."""
 
 
-ZWNJ, ZWJ = "\u200c", "\u200d"
-"""Joiners are format characters that text needs: ZWNJ in Persian and Indic words, ZWJ in emoji sequences."""
-BLACK_FLAG, CANCEL_TAG = "\U0001f3f4", "\U000e007f"
-TAGS = range(0xE0020, 0xE0080)
-"""Tag characters: allowed only as an emoji flag sequence (black flag, tags, cancel tag), e.g. Scotland's flag."""
-
-
-def _unfit(c: str) -> bool:
-    """Characters no text field may hold: controls, lone surrogates (not valid UTF-8) and the
-    Unicode noncharacters (U+FFFE, U+FFFF, U+FDD0-U+FDEF...), which XML feeds cannot carry."""
-    code = ord(c)
-    return unicodedata.category(c) in ("Cc", "Cs") or 0xFDD0 <= code <= 0xFDEF or (code & 0xFFFE) == 0xFFFE
-
-
-def _flag_tags(value: str) -> set[int]:
-    """Positions of tag characters that belong to a complete emoji flag sequence."""
-    allowed: set[int] = set()
-    i = 0
-    while i < len(value):
-        if value[i] == BLACK_FLAG:
-            j = i + 1
-            while j < len(value) and ord(value[j]) in TAGS:
-                j += 1
-            if j > i + 2 and value[j - 1] == CANCEL_TAG:
-                allowed.update(range(i + 1, j))
-            i = j
-        else:
-            i += 1
-    return allowed
-
-
-def text_problem(value: str) -> str | None:
-    """Why ``value`` is not plain text a page can show as typed, or None.
-
-    The one rule for every plain-text field. Refused: controls, surrogates and
-    noncharacters; line and paragraph separators; and every invisible format
-    character (Unicode category Cf), bidi overrides, embeddings and isolates
-    (U+202A-U+202E, U+2066-U+2069) first among them, since they reorder what a
-    reader or an editor's confirmation sees. Kept: ZWNJ and ZWJ between two
-    characters, and tag characters inside an emoji flag sequence. Nothing is
-    silently stripped: the writer learns which character, where.
-    """
-    flags: set[int] | None = None
-    for i, c in enumerate(value):
-        category = unicodedata.category(c)
-        if _unfit(c) or category in ("Zl", "Zp"):
-            return f"must not contain control characters, surrogates or noncharacters (U+{ord(c):04X} at {i + 1})"
-        if category != "Cf":
-            continue
-        if c in (ZWNJ, ZWJ) and 0 < i < len(value) - 1:
-            continue
-        if ord(c) in TAGS:
-            flags = _flag_tags(value) if flags is None else flags
-            if i in flags:
-                continue
-        kind = (
-            "bidi control" if 0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069 else "invisible format character"
-        )
-        name = unicodedata.name(c, "unnamed")
-        return f"must not contain the {kind} U+{ord(c):04X} {name} (at {i + 1}); remove it"
-    return None
-
-
 def _plain_text(value: str, *, what: str, limit: int) -> str:
     value = value.strip()
     if not value:
@@ -158,58 +95,6 @@ def _plain_text(value: str, *, what: str, limit: int) -> str:
     if problem is not None:
         raise ValueError(f"{what} {problem}")
     return value
-
-
-_URL = re.compile(
-    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>[^/?#\\@\[\]:]*|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]*))?(?P<rest>[/?#].*)?",
-    re.DOTALL,
-)
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
-
-
-def url_problem(value: str) -> str | None:
-    """Why ``value`` is not a link Python and every browser read alike, or None.
-
-    Only ``http(s)://host[:port][/path][?query][#fragment]``: an ASCII host name
-    (IDNs as punycode) or an IP literal in its one plain form, no user or password
-    (``@`` before the host), no backslash anywhere (browsers read it as ``/``),
-    no percent-escape in the host, no host ending in a number that is not a
-    dotted IPv4 address (browsers read ``0x7f.1`` as 127.0.0.1). Each of these
-    is a way for Python's ``urlsplit`` and the WHATWG URL parser to see
-    different hosts.
-    """
-    if len(value) > MAX_URL:
-        return f"must be at most {MAX_URL} characters"
-    if any(c.isspace() or _unfit(c) or unicodedata.category(c) == "Cf" for c in value):
-        return "must not contain spaces, control or format characters"
-    if "\\" in value:
-        return "must not contain a backslash (browsers read it as '/')"
-    if "@" in re.split(r"[/?#]", value.partition("://")[2], maxsplit=1)[0]:
-        return "must not carry a user name or password"
-    match = _URL.fullmatch(value)
-    if match is None or match["scheme"].lower() not in ("http", "https"):
-        return "must be an absolute http or https URL"
-    host, port = match["host"].lower(), match["port"]
-    if port is not None and (not port or int(port) > 65535):
-        return "has an invalid port"
-    if host.startswith("["):
-        try:
-            ipaddress.IPv6Address(host[1:-1])
-        except ValueError:
-            return "has an invalid IPv6 address"
-        return None
-    labels = host.removesuffix(".").split(".")
-    if not host or not all(_LABEL.fullmatch(label) for label in labels):
-        return "must name its host in ASCII letters, digits, '-' and '.' (IDNs as punycode)"
-    if _NUMERIC_LABEL.fullmatch(labels[-1]):
-        try:
-            address = ipaddress.IPv4Address(".".join(labels))
-        except ValueError:
-            return "must give an IPv4 host as four decimal numbers"
-        if str(address) != ".".join(labels):
-            return "must give an IPv4 host as four decimal numbers"
-    return None
 
 
 def _check_url(value: str | None) -> str | None:
@@ -233,17 +118,6 @@ def _check_image_url(value: str, info: ValidationInfo) -> str:
     if origins and origin not in origins:
         raise ValueError(f"images may come only from {', '.join(origins)}")
     return checked
-
-
-def is_local_host(host: str) -> bool:
-    """Loopback or this machine's any-address: where a plain-http image origin may be allowed."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_unspecified
 
 
 def _check_labels(value: list[str], info: ValidationInfo) -> list[str]:
@@ -297,6 +171,15 @@ class _Content(_Strict):
         return None if value is None else _check_labels(value, info)
 
 
+def _whole(value: object) -> object:
+    """A JSON number such as ``7.0`` is a whole number too (as JSON Schema's ``integer`` says)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Side = Annotated[int, Field(strict=True, ge=1, le=MAX_IMAGE_SIDE), BeforeValidator(_whole)]
+"""A photo's width or height in pixels: a JSON integer (``640`` or ``640.0``), never a string or a boolean."""
+
+
 class Image(_Strict):
     """A photo for an item: Ticker keeps its URL and description, never the bytes."""
 
@@ -305,8 +188,8 @@ class Image(_Strict):
     """What the photo shows, for readers who cannot see it: required."""
     caption: str | None = None
     credit: str | None = None
-    width: int | None = Field(default=None, ge=1, le=MAX_IMAGE_SIDE, strict=True)
-    height: int | None = Field(default=None, ge=1, le=MAX_IMAGE_SIDE, strict=True)
+    width: Side | None = None
+    height: Side | None = None
 
     @field_validator("url")
     @classmethod
@@ -335,7 +218,7 @@ class Image(_Strict):
         return _plain_text(value, what="credit", limit=MAX_CREDIT)
 
 
-Urgency = Annotated[int, Field(ge=1, le=9, strict=True)]
+Urgency = Annotated[int, Field(strict=True, ge=1, le=9), BeforeValidator(_whole)]
 
 
 class Item(_Content):
@@ -383,8 +266,12 @@ _ANY_LABEL = _AnyLabel()
 
 
 def sort_key(published_at: datetime, item_id: str) -> str:
-    """Orders items by (published_at, id) as plain strings, for lexicographic paging."""
-    ms = int(published_at.timestamp() * 1000)
+    """Orders items by (published_at, id) as plain strings, for lexicographic paging.
+
+    The milliseconds are counted exactly (``timestamp() * 1000`` in floating point
+    is one short for some times, and the browser's ``Date.parse`` is not).
+    """
+    ms = (published_at - EPOCH) // timedelta(milliseconds=1)
     return f"{ms:015d}:{item_id}"
 
 

@@ -26,7 +26,8 @@ async def metrics(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(request.app.state.openapi)
+    """The document is built on first request: its text patterns take a moment to derive."""
+    return JSONResponse(request.app.state.openapi())
 
 
 routes = [

@@ -209,7 +209,9 @@ def _figure(image: Image) -> str:
     size = "".join(f' {name}="{value}"' for name, value in (("width", image.width), ("height", image.height)) if value)
     parts = [
         '<figure class="tk-lead">',
-        f'<img src="{html.escape(image.url)}" alt="{html.escape(image.alt)}"{size} loading="lazy" decoding="async">',
+        # The photo is the page's largest content: fetched first, never lazily.
+        f'<img src="{html.escape(image.url)}" alt="{html.escape(image.alt)}"{size}'
+        ' fetchpriority="high" decoding="async">',
     ]
     if image.caption or image.credit:
         caption = html.escape(image.caption or "")

@@ -18,6 +18,11 @@
   var zone = body.getAttribute("data-timezone") || "UTC";
   var clock = new T.Clock(zone, body.getAttribute("data-locale") || "en-GB");
   var filter = { q: "", channel: "" }, next = null;
+  /**
+   * The desk's element with this id: a form, an input, a text area, a button or a list.
+   * @param {string} id
+   * @returns {any}
+   */
   var $ = function (id) { return document.getElementById(id); };
   var STRINGS = JSON.parse($("desk-strings").textContent || "{}");
   /** The desk's word in the configured language (the English text is the key). */
@@ -697,11 +702,13 @@
   // --- scheduled items -------------------------------------------------------
 
   var scheduledRows = new Map();
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  var scheduledTimer;
 
   function loadScheduled() {
     if (!member) return;
-    clearTimeout(loadScheduled.timer);
-    loadScheduled.timer = setTimeout(loadScheduled, SCHEDULED_MS);
+    clearTimeout(scheduledTimer);
+    scheduledTimer = setTimeout(loadScheduled, SCHEDULED_MS);
     api("GET", "/api/scheduled").then(function (answer) {
       var list = $("scheduled");
       scheduledRows.forEach(function (row, id) {
@@ -844,10 +851,13 @@
 
   // --- readers now -------------------------------------------------------------
 
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  var readersTimer;
+
   function loadReaders() {
     if (!member) return;
-    clearTimeout(loadReaders.timer);
-    loadReaders.timer = setTimeout(loadReaders, READERS_MS);
+    clearTimeout(readersTimer);
+    readersTimer = setTimeout(loadReaders, READERS_MS);
     api("GET", "/api/readers").then(function (answer) {
       var parts = Object.keys(answer.channels).sort().map(function (c) {
         return (c === "*" ? t("all channels") : c) + " " + answer.channels[c];

@@ -16,7 +16,7 @@
 (function () {
   "use strict";
 
-  var SCRIPT = document.currentScript;
+  var SCRIPT = /** @type {HTMLScriptElement | null} */ (document.currentScript);
   var PAGE_SIZE = 20;
   var BACKOFF_BASE_MS = 500;
   var BACKOFF_CAP_MS = 30000;
@@ -26,6 +26,9 @@
   var KEY_EVENTS = 50;
   /* Close codes after which reconnecting cannot help (docs/protocol.md). */
   var FINAL_CODES = [1000, 1003, 1008, 1009, 4400];
+  /* A 1008 whose reason starts "origin:" refuses this page's site: only the server's
+     configuration can change that, so the widget asks again only this rarely (jittered up to twice as long). */
+  var REFUSED_RETRY_MS = 10 * 60 * 1000;
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -46,16 +49,45 @@
     }
   }
 
-  /** Stream cursors are "ms-seq"; true when a is after b. */
-  function cursorAfter(a, b) {
-    if (!b) return true;
-    var x = String(a).split("-"), y = String(b).split("-");
-    if (x[0].length !== y[0].length) return x[0].length > y[0].length;
-    if (x[0] !== y[0]) return x[0] > y[0];
-    return Number(x[1] || 0) > Number(y[1] || 0);
+  /**
+   * A stream cursor "ms-seq" as two exact integers (both may pass 2^53), or null if it is none.
+   * @param {unknown} cursor
+   * @returns {[bigint, bigint] | null}
+   */
+  function parseCursor(cursor) {
+    var match = /^([0-9]+)-([0-9]+)$/.exec(String(cursor));
+    return match ? [BigInt(match[1]), BigInt(match[2])] : null;
   }
 
-  /** Newest first by (published_at, id), as the server pages them. */
+  /**
+   * True when cursor `a` comes after cursor `b` in the stream (any `a` is after no `b`).
+   * @param {string} a
+   * @param {string | null | undefined} b
+   * @returns {boolean}
+   */
+  function cursorAfter(a, b) {
+    if (!b) return true;
+    var x = parseCursor(a), y = parseCursor(b);
+    if (!x) return false;
+    if (!y) return true;
+    return x[0] !== y[0] ? x[0] > y[0] : x[1] > y[1];
+  }
+
+  /**
+   * Whether to reconnect (with backoff, by cursor) after the server closed with `code`;
+   * unknown codes reconnect (docs/protocol.md).
+   * @param {number} code
+   * @returns {boolean}
+   */
+  function shouldReconnect(code) {
+    return FINAL_CODES.indexOf(code) < 0;
+  }
+
+  /**
+   * Newest first by (published_at, id), as the server pages them: "<ms, 15 digits>:<id>".
+   * @param {{published_at: string, id: string}} item
+   * @returns {string}
+   */
   function sortKey(item) {
     var ms = String(Date.parse(item.published_at));
     return "000000000000000".slice(ms.length) + ms + ":" + item.id;
@@ -135,8 +167,9 @@
     socket.onclose = function (event) {
       if (self.socket !== socket) return;
       self.socket = null;
-      if (FINAL_CODES.indexOf(event.code) >= 0) self.handlers.state("offline");
-      else self.retry();
+      if (event.code === 1008 && /^origin:/.test(event.reason)) self.refused(event.reason);
+      else if (shouldReconnect(event.code)) self.retry();
+      else self.handlers.state("offline");
     };
   };
   Live.prototype.receive = function (msg) {
@@ -155,6 +188,17 @@
     var self = this;
     this.timer = setTimeout(function () { self.open(); }, Math.max(BACKOFF_FLOOR_MS, Math.random() * ceiling));
   };
+  /** The server does not allow this site: say why (once in the console), and ask again only after minutes. */
+  Live.prototype.refused = function (reason) {
+    if (!this.warned) {
+      this.warned = true;
+      console.warn("Ticker: " + this.base + " refuses the live ticker on " + location.origin + " (\"" + reason +
+        "\"); the server's TICKER_ALLOWED_ORIGINS must list " + location.origin + ".");
+    }
+    this.handlers.state("refused");
+    var self = this;
+    this.timer = setTimeout(function () { self.open(); }, REFUSED_RETRY_MS * (1 + Math.random()));
+  };
   Live.prototype.retryNow = function () {
     clearTimeout(this.timer);
     this.open();
@@ -167,7 +211,10 @@
     });
   }
 
-  var STATE_TEXT = { connecting: "Connecting\u2026", live: "Live", reconnecting: "Reconnecting\u2026", offline: "Offline" };
+  var STATE_TEXT = {
+    connecting: "Connecting\u2026", live: "Live", reconnecting: "Reconnecting\u2026", offline: "Offline",
+    refused: "This site is not allowed to show the live ticker: the server\u2019s TICKER_ALLOWED_ORIGINS must list it",
+  };
   var RTL = ["ar", "he", "fa", "ur"];
   var AGO_MS = 12 * 3600 * 1000;
 
@@ -255,6 +302,14 @@
     this.pending = new Map();
     this.paused = false;
     this.hasMore = false;
+    /** @type {Clock | null} */
+    this.clock = null;
+    /** @type {Live | null} */
+    this.live = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.retryTimer = undefined;
+    /** @type {string | undefined} */
+    this.locale = undefined;
     this.strings = {};
   }
 
@@ -480,7 +535,9 @@
   /** The lead photo: a pinned item's, else the newest shown item's that has one. */
   Ticker.prototype.drawLead = function () {
     if (!this.usePhotos) return;
-    var self = this, lead = null;
+    var self = this;
+    /** @type {any} */
+    var lead = null;
     this.pinned.forEach(function (item) { if (!lead && item.image) lead = item; });
     if (!lead) {
       this.items.forEach(function (item) {
@@ -499,7 +556,9 @@
     this.leadKey = key;
     var img = el("img", "tk-lead-img");
     img.alt = image.alt;
-    img.loading = "lazy";
+    /* Often the largest thing on the first screen (what Lighthouse times as LCP): lazy only
+       when the ticker starts below the first screen, as an embed far down a page may. */
+    img.loading = this.root.getBoundingClientRect().top > window.innerHeight ? "lazy" : "eager";
     img.decoding = "async";
     if (image.width && image.height) {
       img.width = image.width;
@@ -800,7 +859,10 @@
     });
   };
 
-  window.Ticker = { Clock: Clock, Live: Live, safeUrl: safeUrl, sortKey: sortKey, cursorAfter: cursorAfter, getJson: getJson, mounted: [] };
+  window.Ticker = {
+    Clock: Clock, Live: Live, safeUrl: safeUrl, sortKey: sortKey, cursorAfter: cursorAfter,
+    shouldReconnect: shouldReconnect, getJson: getJson, mounted: [],
+  };
 
   function mount() {
     document.querySelectorAll("[data-ticker]").forEach(function (root) {

@@ -147,6 +147,18 @@ def test_usage_errors_are_one_line(env: dict[str, str]) -> None:
     assert_one_line_error(run("serve", "--workers", "0", env=env), "workers must be between 1 and")
 
 
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("serve", "--port", "\u0663"), "--port"),  # ARABIC-INDIC DIGIT THREE: int() reads 3
+        (("retract", "q1", "--if-match", "\uff13"), "--if-match"),  # FULLWIDTH DIGIT THREE
+        (("tail", "--count", "+1"), "--count"),
+    ],
+)
+def test_integer_options_take_ascii_digits_only(args: tuple[str, ...], option: str, env: dict[str, str]) -> None:
+    assert_one_line_error(run(*args, env=env), f"argument {option}", "digits 0-9")
+
+
 def test_serve_reports_a_busy_port(env: dict[str, str], server: ServerThread) -> None:
     port = server.url.rsplit(":", 1)[1]
     assert_one_line_error(run("serve", "--port", port, env=env), "cannot listen")

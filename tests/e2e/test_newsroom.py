@@ -69,7 +69,7 @@ def test_lead_photo_without_layout_shift_then_key_events_jump_and_filter(
     expect(lead).to_be_visible()
     img = lead.locator("img")
     expect(img).to_have_attribute("alt", PHOTO["alt"])
-    expect(img).to_have_attribute("loading", "lazy")
+    expect(img).to_have_attribute("loading", "eager")  # on the first screen: lazy would delay it
     expect(img).to_have_attribute("width", "800")
     expect(lead.locator("figcaption")).to_contain_text(PHOTO["caption"])
     expect(lead.locator(".tk-credit")).to_have_text("Photo desk")

@@ -473,3 +473,43 @@ def test_widget_on_a_foreign_site(page: Page, settings: Settings, staff: Staff) 
         expect(page.locator('.tk-item[data-id="partner-2"]')).to_be_visible(timeout=ms(1))
         assert page.evaluate("getComputedStyle(document.querySelector('.tk')).borderTopStyle") == "solid"
         page.close()
+
+
+COUNT_SOCKETS = """
+window.__sockets = 0;
+const RealWebSocket = window.WebSocket;
+window.WebSocket = function (url, protocols) { window.__sockets += 1; return new RealWebSocket(url, protocols); };
+"""
+
+
+def test_widget_on_a_site_the_server_does_not_allow_says_why(page: Page, server: ServerThread, staff: Staff) -> None:
+    """The live socket refuses the partner's origin (1008 "origin: …"): the status line says why,
+    one console warning names the origin and the setting, and the widget asks again only after minutes."""
+    staff.publish("Still readable without the live socket", id="refused-1")
+    html = (
+        "<!doctype html><html lang=en><head><title>Partner</title></head><body><main><h1>Partner</h1>"
+        f'<aside><div data-ticker="{server.url}"></div></aside>'
+        f'<script src="{server.url}/static/ticker.js" defer></script></main></body></html>'
+    )
+    warnings: list[str] = []
+    page.on("console", lambda message: warnings.append(message.text) if message.type == "warning" else None)
+    page.add_init_script(COUNT_SOCKETS)
+    page.clock.install()
+    with partner_site(html) as site:
+        page.goto(site + "/partner")
+        expect(page.locator('.tk-item[data-id="refused-1"]')).to_be_visible()
+        expect(page.locator(".tk")).to_have_attribute("data-state", "refused")
+        expect(page.locator(".tk-status")).to_have_text(
+            "This site is not allowed to show the live ticker: the server’s TICKER_ALLOWED_ORIGINS must list it"
+        )
+        assert len(warnings) == 1 and site in warnings[0] and "TICKER_ALLOWED_ORIGINS" in warnings[0], warnings
+
+        page.clock.run_for(5 * 60 * 1000)  # an ordinary backoff would have asked a dozen times by now
+        assert page.evaluate("window.__sockets") == 1
+        with page.expect_websocket() as again:
+            page.clock.run_for(16 * 60 * 1000)
+        if not again.value.is_closed():
+            again.value.wait_for_event("close")
+        assert page.evaluate("window.__sockets") == 2
+        expect(page.locator(".tk")).to_have_attribute("data-state", "refused")
+        assert len(warnings) == 1, warnings
