@@ -230,3 +230,13 @@ def test_a_large_fan_out_runs_in_slices_and_lets_the_loop_serve_others() -> None
         assert [m["cursor"] for m in late.messages() if m["type"] == "event"] == ["4-0", "5-0", "6-0"]
 
     asyncio.run(run())
+
+
+def test_who_joins_after_close_all_is_closed_at_once() -> None:
+    hub = loaded()
+    early, late = Sink(), Sink("sse")
+    hub.join(early, channel=None, cursor=None)
+    hub.close_all(1001, "server shutting down")
+    hub.join(late, channel=None, cursor=None)
+    assert early.closed == late.closed == (1001, "server shutting down")
+    assert late.got == [] and hub.subscribers() == []

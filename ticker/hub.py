@@ -208,6 +208,8 @@ class Hub:
         self._slow: list[Subscriber] = []
         self._writing = False
         self._handle: asyncio.Handle | None = None
+        self._closed: tuple[int, str] | None = None
+        """The close code and reason once :meth:`close_all` ran: whoever joins later is closed at once."""
 
     # --- state ----------------------------------------------------------------------
 
@@ -432,6 +434,12 @@ class Hub:
             self._ahead[subscriber] = None
         self.metrics.connections.labels(sink.kind).inc()
         subscriber.write = sink.open(subscriber)
+        if self._closed is not None:
+            # A stream that was still being set up when the server began stopping: it
+            # would otherwise hold the shutdown until the grace period cuts it.
+            self.leave(subscriber)
+            sink.close(*self._closed)
+            return subscriber
         if messages:
             self._write_all([subscriber], encode(sink.kind, messages, self.max_frame_bytes), len(messages))
         return subscriber
@@ -464,6 +472,8 @@ class Hub:
         return [*(s for group in self._groups.values() for s in group), *self._ahead]
 
     def close_all(self, code: int, reason: str = "") -> None:
+        """Close every subscriber, and every one that joins from now on (the server is stopping)."""
+        self._closed = (code, reason)
         self._finish()
         for subscriber in self.subscribers():
             self.leave(subscriber)
