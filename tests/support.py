@@ -81,6 +81,7 @@ class ServerThread:
         self.server.should_exit = True
         self.thread.join(units(30))
         self.sock.close()
+        assert not self.thread.is_alive(), "the server did not stop within 30 s"
 
 
 class HypercornThread:

@@ -267,3 +267,13 @@ def test_a_fan_out_paused_for_requests_goes_on_after_its_yield_time() -> None:
         assert [len(s.got) for s in sinks] == [1, 1, 1]
 
     asyncio.run(run())
+
+
+def test_who_joins_after_close_all_is_closed_at_once() -> None:
+    hub = loaded()
+    early, late = Sink(), Sink("sse")
+    hub.join(early, channel=None, cursor=None)
+    hub.close_all(1001, "server shutting down")
+    hub.join(late, channel=None, cursor=None)
+    assert early.closed == late.closed == (1001, "server shutting down")
+    assert late.got == [] and hub.subscribers() == []

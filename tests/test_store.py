@@ -217,3 +217,26 @@ async def test_a_write_no_replica_confirms_is_unavailable_and_safe_to_retry(stor
     assert len(await entries(store)) == 1
     assert await durable.write_problems() == ["redis has 0 of the 1 replicas writes wait for"]
     assert await store.write_problems() == []
+
+
+FLOAT_SHORT = datetime(2004, 8, 7, 7, 13, 57, 64000, tzinfo=UTC)
+"""A time whose milliseconds ``timestamp() * 1000`` counts one short, as releases before the exact count did."""
+
+
+async def test_an_item_indexed_under_the_older_key_is_rekeyed_by_its_next_change(store: Store) -> None:
+    at = FLOAT_SHORT
+    item = (await store.publish(create(headline="Old index", id="old", published_at=at.isoformat()), actor="t")).item
+    legacy = f"{int(at.timestamp() * 1000):015d}:old"
+    assert legacy != item.sort_key
+    timelines = ["{" + store.prefix + "}:tl", "{" + store.prefix + "}:tl:news"]
+    for key in timelines:  # the index as an older release left it
+        await store.redis.zrem(key, item.sort_key)
+        await store.redis.zadd(key, {legacy: 0})
+    await store.edit("old", parse(ItemEdit, {"kind": "fix", "headline": "Old index, fixed"}), actor="t")
+    for key in timelines:
+        assert await store.redis.zrange(key, 0, -1) == [item.sort_key]
+    page = await store.page(limit=5)
+    assert [i.headline for i in page.items] == ["Old index, fixed"]
+    await store.retract("old", actor="t")
+    for key in timelines:
+        assert await store.redis.zrange(key, 0, -1) == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import gc
 import logging
@@ -31,6 +30,7 @@ from ticker.protocol import CloseCode
 from ticker.reader import Reader
 from ticker.scheduler import Audience, Scheduler
 from ticker.store import Store, connect, unavailable
+from ticker.tasks import cancel
 
 log = logging.getLogger("ticker")
 
@@ -102,11 +102,7 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             hub.close_all(CloseCode.GOING_AWAY, "server shutting down")
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel(tasks)
             await follow.aclose()
             await client.aclose()
 

@@ -216,6 +216,8 @@ class Hub:
         self._held = 0
         self._paused: asyncio.AbstractEventLoop | None = None
         """The loop of a slice put off for requests in progress (:meth:`hold`)."""
+        self._closed: tuple[int, str] | None = None
+        """The close code and reason once :meth:`close_all` ran: whoever joins later is closed at once."""
 
     # --- state ----------------------------------------------------------------------
 
@@ -467,6 +469,12 @@ class Hub:
             self._ahead[subscriber] = None
         self.metrics.connections.labels(sink.kind).inc()
         subscriber.write = sink.open(subscriber)
+        if self._closed is not None:
+            # A stream that was still being set up when the server began stopping: it
+            # would otherwise hold the shutdown until the grace period cuts it.
+            self.leave(subscriber)
+            sink.close(*self._closed)
+            return subscriber
         if messages:
             self._write_all([subscriber], encode(sink.kind, messages, self.max_frame_bytes), len(messages))
         return subscriber
@@ -499,6 +507,8 @@ class Hub:
         return [*(s for group in self._groups.values() for s in group), *self._ahead]
 
     def close_all(self, code: int, reason: str = "") -> None:
+        """Close every subscriber, and every one that joins from now on (the server is stopping)."""
+        self._closed = (code, reason)
         self._finish()
         for subscriber in self.subscribers():
             self.leave(subscriber)

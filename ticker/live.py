@@ -40,7 +40,8 @@ async def loaded(hub: Hub) -> bool:
     if hub.loaded.is_set():
         return True
     try:
-        await asyncio.wait_for(hub.loaded.wait(), LOAD_WAIT)
+        async with asyncio.timeout(LOAD_WAIT):  # not wait_for, which can lose a cancellation on 3.11
+            await hub.loaded.wait()
     except TimeoutError:
         return False
     return True

@@ -275,6 +275,11 @@ def sort_key(published_at: datetime, item_id: str) -> str:
     return f"{ms:015d}:{item_id}"
 
 
+def legacy_sort_key(published_at: datetime, item_id: str) -> str:
+    """The key releases before the exact count indexed an item under; edits re-key such entries."""
+    return f"{int(published_at.timestamp() * 1000):015d}:{item_id}"
+
+
 class ItemCreate(_Content):
     """``POST /api/items``: what a producer sends to publish."""
 

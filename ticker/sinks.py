@@ -173,7 +173,10 @@ class SseSink(_Bounded[bytes | None]):
         """What the response streams: deliveries, and a comment after ``heartbeat`` idle seconds."""
         while True:
             try:
-                data = await asyncio.wait_for(self.queue.get(), heartbeat)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can lose the
+                # cancellation that ends this stream at shutdown (see ticker.tasks).
+                async with asyncio.timeout(heartbeat):
+                    data = await self.queue.get()
             except TimeoutError:
                 yield SSE_HEARTBEAT
                 continue

@@ -122,12 +122,15 @@
     scope.querySelectorAll("[aria-invalid]").forEach(function (f) { f.removeAttribute("aria-invalid"); });
     showError(general, null, "");
     if (error.handled) return;
-    var rest = [];
+    var rest = [], shown = new Map();
     (error.fields || []).forEach(function (f) {
       var name = String(f.field).split(".")[0];
       var box = scope.querySelector('[data-error-for="' + name + '"]');
-      if (box) showError(box, scope.querySelector('[name="' + name + '"]'), f.message);
-      else rest.push(f.field + ": " + f.message);
+      if (!box) { rest.push(f.field + ": " + f.message); return; }
+      // Several errors in one field (a photo's URL and its alt) share its box.
+      var said = (shown.get(box) || []).concat(f.message);
+      shown.set(box, said);
+      showError(box, scope.querySelector('[name="' + name + '"]'), said.join("; "));
     });
     var message = rest.length || !(error.fields || []).length ? error.message + (rest.length ? " (" + rest.join("; ") + ")" : "") : "";
     showError(general, null, message);
@@ -210,17 +213,45 @@
 
   // --- the photo preview -------------------------------------------------------
 
-  function preview() {
-    var src = T.safeUrl($("image-url").value.trim());
+  /** Shows the photo `inputs` (url, alt, caption, credit) describe in `figure`, as readers will. */
+  function preview(inputs, figure) {
+    var img = figure.querySelector("img");
+    var src = T.safeUrl(inputs.url.value.trim());
     // https, or this server's own photos (the demo's): other sources the page's CSP would refuse.
     var shown = !!src && (src.indexOf("https:") === 0 || src.indexOf(location.origin + "/") === 0);
-    $("image-preview").hidden = !shown;
-    if (!shown) { $("image-preview-img").removeAttribute("src"); return; }
-    if ($("image-preview-img").getAttribute("src") !== src) $("image-preview-img").src = src;
-    $("image-preview-img").alt = $("image-alt").value.trim();
-    $("image-preview-caption").textContent = [$("image-caption").value.trim(), $("image-credit").value.trim()].filter(Boolean).join(" \u00b7 ");
+    figure.hidden = !shown;
+    if (!shown) { img.removeAttribute("src"); return; }
+    if (img.getAttribute("src") !== src) img.src = src;
+    img.alt = inputs.alt.value.trim();
+    figure.querySelector("figcaption").textContent = [inputs.caption.value.trim(), inputs.credit.value.trim()].filter(Boolean).join(" \u00b7 ");
   }
-  ["image-url", "image-alt", "image-caption", "image-credit"].forEach(function (id) { $(id).addEventListener("input", preview); });
+
+  /** The image the photo `inputs` describe, null without a URL; `kept` is the item's current
+   *  image, whose size stays while its URL does. Keys in one order, so two compare as JSON. */
+  function imageOf(inputs, kept) {
+    var url = inputs.url.value.trim();
+    if (!url) return null;
+    var image = { url: url, alt: inputs.alt.value };
+    if (inputs.caption.value.trim()) image.caption = inputs.caption.value.trim();
+    if (inputs.credit.value.trim()) image.credit = inputs.credit.value.trim();
+    if (kept && kept.url === url) {
+      if (kept.width) image.width = kept.width;
+      if (kept.height) image.height = kept.height;
+    }
+    return image;
+  }
+
+  /** The item's image in imageOf's shape, to tell whether an editor changed it. */
+  function sameImage(image, kept) {
+    if (!kept) return image === null;
+    var inputs = {};
+    ["url", "alt", "caption", "credit"].forEach(function (k) { inputs[k] = { value: kept[k] || "" }; });
+    return JSON.stringify(image) === JSON.stringify(imageOf(inputs, kept));
+  }
+
+  var photo = { url: $("image-url"), alt: $("image-alt"), caption: $("image-caption"), credit: $("image-credit") };
+  function previewPost() { preview(photo, $("image-preview")); }
+  Object.keys(photo).forEach(function (k) { photo[k].addEventListener("input", previewPost); });
   headline.addEventListener("input", function () { $("headline-count").textContent = String(headline.value.length); });
 
   var posting = false;
@@ -228,11 +259,8 @@
     if (posting) return;
     var payload = { headline: headline.value, labels: checkedLabels(form), channel: $("channel").value.trim() || "news", pinned: $("pinned").checked };
     if ($("url").value.trim()) payload.url = $("url").value.trim();
-    if ($("image-url").value.trim()) {
-      payload.image = { url: $("image-url").value.trim(), alt: $("image-alt").value };
-      if ($("image-caption").value.trim()) payload.image.caption = $("image-caption").value.trim();
-      if ($("image-credit").value.trim()) payload.image.credit = $("image-credit").value.trim();
-    }
+    var image = imageOf(photo, null);
+    if (image) payload.image = image;
     if ($("urgency").value !== "5") payload.urgency = Number($("urgency").value);
     if ($("key-event").checked) payload.key_event = true;
     if ($("publish-at").value) payload.publish_at = zonedToIso($("publish-at").value) || $("publish-at").value;
@@ -242,7 +270,7 @@
       showErrors({ fields: [], handled: true }, form, $("compose-error"));
       form.reset();
       $("channel").value = answer.item.channel;
-      preview();
+      previewPost();
       $("headline-count").textContent = "0";
       headline.focus();
       if (answer.scheduled) {
@@ -260,7 +288,7 @@
     });
   }
   form.addEventListener("submit", function (event) { event.preventDefault(); post(); });
-  form.addEventListener("reset", function () { setTimeout(preview, 0); });
+  form.addEventListener("reset", function () { setTimeout(previewPost, 0); });
   ctrlEnter(form, post);
 
   // --- recent items --------------------------------------------------------
@@ -358,6 +386,101 @@
     row.replaceChildren(time, main, actions);
   }
 
+  // --- editors ---------------------------------------------------------------
+
+  /** A labelled field for API field `name`, with the box its validation error goes to. */
+  function field(id, name, labelText, input) {
+    var wrap = el("div", "field");
+    var label = el("label", null, labelText);
+    label.htmlFor = id(name);
+    input.id = id(name);
+    input.name = name;
+    var error = el("p", "field-error");
+    error.id = id(name + "-error");
+    error.hidden = true;
+    error.setAttribute("data-error-for", name);
+    input.setAttribute("aria-describedby", error.id);
+    wrap.append(label, input, error);
+    return wrap;
+  }
+
+  /** An editor's photo fields with the post form's preview and a way to remove the photo;
+   *  `value()` is the image to send (null: none). */
+  function photoFields(id, image) {
+    var box = el("fieldset", "field photo");
+    box.append(el("legend", null, t("Photo")));
+    var inputs = {};
+    [["url", t("Image URL")], ["alt", t("Alt text")], ["caption", t("Caption")], ["credit", t("Credit")]].forEach(function (f) {
+      var input = document.createElement("input");
+      input.id = id("image-" + f[0]);
+      input.autocomplete = "off";
+      input.value = (image && image[f[0]]) || "";
+      var label = el("label", null, f[1]);
+      label.htmlFor = input.id;
+      box.append(label, input);
+      inputs[f[0]] = input;
+    });
+    inputs.url.type = "url";
+    inputs.url.name = "image";
+    var error = el("p", "field-error");
+    error.id = id("image-error");
+    error.hidden = true;
+    error.setAttribute("data-error-for", "image");
+    inputs.url.setAttribute("aria-describedby", error.id);
+    var figure = el("figure", "image-preview");
+    var img = document.createElement("img");
+    img.alt = "";
+    figure.append(img, el("figcaption"));
+    var remove = button(t("Remove photo"), "small", function () {
+      Object.keys(inputs).forEach(function (k) { inputs[k].value = ""; });
+      show();
+      inputs.url.focus();
+    });
+    function show() {
+      preview(inputs, figure);
+      remove.hidden = !inputs.url.value.trim();
+    }
+    Object.keys(inputs).forEach(function (k) { inputs[k].addEventListener("input", show); });
+    box.append(error, figure, remove);
+    show();
+    return { box: box, value: function () { return imageOf(inputs, image); } };
+  }
+
+  function checkbox(id, name, labelText, checked, wrap) {
+    var box = document.createElement("input");
+    box.type = "checkbox";
+    box.id = id(name);
+    box.name = name;
+    box.checked = checked;
+    var label = el("label", null, labelText);
+    label.htmlFor = box.id;
+    wrap.append(box, label);
+    return box;
+  }
+
+  function urgencySelect(value) {
+    var select = document.createElement("select");
+    for (var u = 1; u <= 9; u++) {
+      var option = el("option", null, String(u));
+      option.value = String(u);
+      option.selected = u === (value || 5);
+      select.append(option);
+    }
+    return select;
+  }
+
+  function labelsField(id, chosen) {
+    var box = el("fieldset", "field labels");
+    box.append(el("legend", null, t("Labels")));
+    var choices = el("div", "label-choices");
+    labelChoices(choices, chosen, id("label"));
+    var error = el("p", "field-error");
+    error.hidden = true;
+    error.setAttribute("data-error-for", "labels");
+    box.append(choices, error);
+    return box;
+  }
+
   var editors = 0;
   function openEditor(row, item) {
     var n = ++editors, id = function (name) { return "edit" + n + "-" + name; };
@@ -365,21 +488,6 @@
     var editor = el("form", "editor");
     editor.noValidate = true;
     editor.setAttribute("aria-label", "Edit item");
-
-    function field(name, labelText, input) {
-      var wrap = el("div", "field");
-      var label = el("label", null, labelText);
-      label.htmlFor = id(name);
-      input.id = id(name);
-      input.name = name;
-      var error = el("p", "field-error");
-      error.id = id(name + "-error");
-      error.hidden = true;
-      error.setAttribute("data-error-for", name);
-      input.setAttribute("aria-describedby", error.id);
-      wrap.append(label, input, error);
-      return wrap;
-    }
 
     var headlineBox = document.createElement("textarea");
     headlineBox.rows = 2;
@@ -409,43 +517,17 @@
     var noteBox = document.createElement("textarea");
     noteBox.rows = 2;
     noteBox.maxLength = 500;
-    var noteField = field("correction", t("Correction note (what was wrong)"), noteBox);
+    var noteField = field(id, "correction", t("Correction note (what was wrong)"), noteBox);
     noteField.hidden = true;
     kinds.addEventListener("change", function () {
       noteField.hidden = editor.querySelector('input[name="kind"]:checked').value !== "correction";
     });
-    var labelsBox = el("fieldset", "field labels");
-    labelsBox.append(el("legend", null, t("Labels")));
-    var choices = el("div", "label-choices");
-    labelChoices(choices, item.labels, id("label"));
-    var labelsError = el("p", "field-error");
-    labelsError.hidden = true;
-    labelsError.setAttribute("data-error-for", "labels");
-    labelsBox.append(choices, labelsError);
-    var pin = document.createElement("input");
-    pin.type = "checkbox";
-    pin.id = id("pinned");
-    pin.name = "pinned";
-    pin.checked = item.pinned;
-    var pinLabel = el("label", null, t("Pinned"));
-    pinLabel.htmlFor = pin.id;
+    var labelsBox = labelsField(id, item.labels);
     var pinWrap = el("div", "field check");
-    pinWrap.append(pin, pinLabel);
-    var key = document.createElement("input");
-    key.type = "checkbox";
-    key.id = id("key");
-    key.name = "key_event";
-    key.checked = !!item.key_event;
-    var keyLabel = el("label", null, t("Key event"));
-    keyLabel.htmlFor = key.id;
-    pinWrap.append(key, keyLabel);
-    var urgencyBox = document.createElement("select");
-    for (var u = 1; u <= 9; u++) {
-      var option = el("option", null, String(u));
-      option.value = String(u);
-      option.selected = u === (item.urgency || 5);
-      urgencyBox.append(option);
-    }
+    var pin = checkbox(id, "pinned", t("Pinned"), item.pinned, pinWrap);
+    var key = checkbox(id, "key_event", t("Key event"), !!item.key_event, pinWrap);
+    var urgencyBox = urgencySelect(item.urgency);
+    var photoBox = photoFields(id, item.image);
     var notice = el("p", "edit-notice");
     notice.hidden = true;
     var general = el("p", "form-error");
@@ -456,7 +538,7 @@
     var cancel = button(t("Cancel"), "small", function () { close(); });
     var actions = el("div", "actions");
     actions.append(save, cancel, general);
-    editor.append(field("headline", t("Headline"), headlineBox), kinds, noteField, field("url", t("Link"), urlBox), labelsBox, pinWrap, field("urgency", t("Urgency (1 = flash)"), urgencyBox), notice, actions);
+    editor.append(field(id, "headline", t("Headline"), headlineBox), kinds, noteField, field(id, "url", t("Link"), urlBox), labelsBox, photoBox.box, pinWrap, field(id, "urgency", t("Urgency (1 = flash)"), urgencyBox), notice, actions);
 
     function close() {
       row.removeAttribute("data-mode");
@@ -473,8 +555,10 @@
       if (headlineBox.value !== item.headline) payload.headline = headlineBox.value;
       var url = urlBox.value.trim() || null;
       if (url !== (item.url || null)) payload.url = url;
-      var labels = checkedLabels(choices);
+      var labels = checkedLabels(labelsBox);
       if (labels.join(",") !== item.labels.join(",")) payload.labels = labels;
+      var image = photoBox.value();
+      if (!sameImage(image, item.image)) payload.image = image;
       if (pin.checked !== item.pinned) payload.pinned = pin.checked;
       if (key.checked !== !!item.key_event) payload.key_event = key.checked;
       if (Number(urgencyBox.value) !== (item.urgency || 5)) payload.urgency = Number(urgencyBox.value);
@@ -693,8 +777,9 @@
   }
 
   var scheduledEditors = 0;
+  /** Edits a scheduled item: every field `PATCH /api/scheduled/{id}` takes, errors beside each. */
   function editScheduled(row, item) {
-    var n = ++scheduledEditors;
+    var n = ++scheduledEditors, id = function (name) { return "sched" + n + "-" + name; };
     row.setAttribute("data-mode", "edit");
     var editor = el("form", "editor");
     editor.noValidate = true;
@@ -703,37 +788,63 @@
     text.rows = 2;
     text.maxLength = 300;
     text.value = item.headline;
-    text.id = "sched" + n + "-headline";
     var when = document.createElement("input");
     when.type = "datetime-local";
     when.value = isoToZoned(item.published_at);
-    when.id = "sched" + n + "-at";
-    var l1 = el("label", null, t("Headline"));
-    l1.htmlFor = text.id;
-    var l2 = el("label", null, t("Publish at"));
-    l2.htmlFor = when.id;
+    var urlBox = document.createElement("input");
+    urlBox.type = "url";
+    urlBox.value = item.url || "";
+    var channelBox = document.createElement("input");
+    channelBox.autocomplete = "off";
+    channelBox.spellcheck = false;
+    channelBox.value = item.channel;
+    var labelsBox = labelsField(id, item.labels);
+    var photoBox = photoFields(id, item.image);
+    var urgencyBox = urgencySelect(item.urgency);
+    var checks = el("div", "field check");
+    var key = checkbox(id, "key_event", t("Key event"), !!item.key_event, checks);
+    var pin = checkbox(id, "pinned", t("Pinned"), item.pinned, checks);
     var general = el("p", "form-error");
     general.setAttribute("role", "alert");
     general.hidden = true;
     var save = el("button", "primary small", t("Save"));
     save.type = "submit";
-    var back = button(t("Back"), "small", function () { drawScheduled(row, item); });
-    var f1 = el("div", "field"), f2 = el("div", "field"), acts = el("div", "actions");
-    f1.append(l1, text);
-    f2.append(l2, when);
+    var back = button(t("Back"), "small", function () { drawScheduled(row, item); row.querySelector("button").focus(); });
+    var acts = el("div", "actions");
     acts.append(save, back, general);
-    editor.append(f1, f2, acts);
-    editor.addEventListener("submit", function (event) {
-      event.preventDefault();
+    editor.append(field(id, "headline", t("Headline"), text), field(id, "publish_at", t("Publish at"), when),
+      field(id, "url", t("Link"), urlBox), field(id, "channel", t("Channel"), channelBox), labelsBox, photoBox.box,
+      field(id, "urgency", t("Urgency (1 = flash)"), urgencyBox), checks, acts);
+
+    function submit() {
       var payload = {};
       if (text.value !== item.headline) payload.headline = text.value;
-      if (when.value && when.value !== isoToZoned(item.published_at)) payload.publish_at = zonedToIso(when.value);
-      if (!Object.keys(payload).length) { drawScheduled(row, item); return; }
+      if (when.value && when.value !== isoToZoned(item.published_at)) payload.publish_at = zonedToIso(when.value) || when.value;
+      var url = urlBox.value.trim() || null;
+      if (url !== (item.url || null)) payload.url = url;
+      if (channelBox.value.trim() !== item.channel) payload.channel = channelBox.value.trim();
+      var labels = checkedLabels(labelsBox);
+      if (labels.join(",") !== item.labels.join(",")) payload.labels = labels;
+      var image = photoBox.value();
+      if (!sameImage(image, item.image)) payload.image = image;
+      if (Number(urgencyBox.value) !== (item.urgency || 5)) payload.urgency = Number(urgencyBox.value);
+      if (key.checked !== !!item.key_event) payload.key_event = key.checked;
+      if (pin.checked !== item.pinned) payload.pinned = pin.checked;
+      if (!Object.keys(payload).length) { drawScheduled(row, item); row.querySelector("button").focus(); return; }
+      save.disabled = true;
       api("PATCH", "/api/scheduled/" + encodeURIComponent(item.id), payload).then(function (answer) {
         drawScheduled(row, answer.item);
-        say("Rescheduled: " + answer.item.headline);
-      }, function (error) { showError(general, null, error.message); });
-    });
+        row.querySelector("button").focus();
+        say(t("Saved:") + " " + answer.item.headline);
+      }, function (error) {
+        showErrors(error, editor, general);
+        save.disabled = false;
+      });
+    }
+
+    editor.addEventListener("submit", function (event) { event.preventDefault(); submit(); });
+    editor.addEventListener("keydown", function (event) { if (event.key === "Escape") back.click(); });
+    ctrlEnter(editor, submit);
     row.replaceChildren(stamp(item.published_at), editor);
     text.focus();
   }

@@ -120,3 +120,95 @@ def test_desk_searches_pages_back_filters_and_shows_history(
     expect(rows).to_have_count(8)
     results = Axe().run(page)
     assert results.violations_count == 0, results.generate_report()
+
+
+def test_desk_changes_and_removes_the_photo_of_an_item_with_errors_beside_the_field(
+    page: Page, page_log: PageLog, server: ServerThread, admin_token: str, staff: Staff
+) -> None:
+    page_log.allow("status of 422")
+    page.route("https://photos.example/**", lambda route: route.fulfill(content_type="image/svg+xml", body=PHOTO_SVG))
+    image = {"url": "https://photos.example/old.svg", "alt": "The old pier", "width": 80, "height": 45}
+    item = staff.publish("Harbour reopens", image=image)
+    page.goto(server.url + "/desk")
+    page.get_by_label(re.compile("token", re.I)).fill(admin_token)
+    row = page.locator(f'.recent .recent-item[data-id="{item["id"]}"]')
+    row.get_by_role("button", name=re.compile("^Edit")).click()
+    editor = row.locator("form.editor")
+    expect(editor.get_by_label("Image URL")).to_have_value("https://photos.example/old.svg")
+    expect(editor.locator(".image-preview img")).to_have_attribute("alt", "The old pier")
+
+    # A plain-http URL and an empty alt: the API's errors next to the photo fields.
+    editor.get_by_label("Image URL").fill("http://photos.example/new.svg")
+    editor.get_by_label("Alt text").fill("")
+    editor.get_by_role("button", name="Save").click()
+    expect(editor.locator('[data-error-for="image"]')).to_contain_text("https")
+    expect(editor.locator('[data-error-for="image"]')).to_contain_text("alt must not be empty")
+    expect(editor.get_by_label("Image URL")).to_have_attribute("aria-invalid", "true")
+    assert staff.get(item["id"]).json()["version"] == 1
+
+    editor.get_by_label("Image URL").fill("https://photos.example/new.svg")
+    editor.get_by_label("Alt text").fill("Boats back in the harbour")
+    editor.get_by_label("Caption").fill("This morning")
+    editor.get_by_label("Credit").fill("Harbour office")
+    expect(editor.locator(".image-preview img")).to_have_attribute("src", "https://photos.example/new.svg")
+    expect(editor.locator(".image-preview figcaption")).to_have_text("This morning \u00b7 Harbour office")
+    editor.get_by_role("button", name="Save").click()
+    expect(row.locator(".recent-version")).to_have_text("v2")
+    expect(row.locator(".recent-photo")).to_be_visible()
+    changed = staff.get(item["id"]).json()
+    assert changed["image"] == {
+        "url": "https://photos.example/new.svg",
+        "alt": "Boats back in the harbour",
+        "caption": "This morning",
+        "credit": "Harbour office",
+        "width": None,
+        "height": None,
+    }
+
+    row.get_by_role("button", name=re.compile("^Edit")).click()
+    editor.get_by_role("button", name="Remove photo").click()
+    expect(editor.locator(".image-preview")).to_be_hidden()
+    editor.get_by_role("button", name="Save").click()
+    expect(row.locator(".recent-version")).to_have_text("v3")
+    expect(row.locator(".recent-photo")).to_have_count(0)
+    assert staff.get(item["id"]).json()["image"] is None
+
+
+def test_desk_edits_every_field_of_a_scheduled_item(
+    page: Page, page_log: PageLog, server: ServerThread, admin_token: str, staff: Staff
+) -> None:
+    page_log.allow("status of 422")
+    page.route("https://photos.example/**", lambda route: route.fulfill(content_type="image/svg+xml", body=PHOTO_SVG))
+    at = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(hours=2)
+    item = staff.publish("Budget speech", publish_at=at.isoformat())
+    page.goto(server.url + "/desk")
+    page.get_by_label(re.compile("token", re.I)).fill(admin_token)
+    row = page.locator(f'#scheduled .recent-item[data-id="{item["id"]}"]')
+    row.get_by_role("button", name=re.compile("^Edit scheduled")).click()
+    editor = row.locator("form.editor")
+    editor.get_by_label("Channel").fill("Not A Channel")
+    editor.get_by_role("button", name="Save").click()
+    expect(editor.locator('[data-error-for="channel"]')).to_contain_text("does not match")
+    expect(editor.get_by_label("Channel")).to_have_attribute("aria-invalid", "true")
+
+    editor.get_by_label("Headline").fill("Budget speech moved")
+    editor.get_by_label("Publish at").fill((at + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+    editor.get_by_label("Link").fill("https://example.com/budget")
+    editor.get_by_label("Channel").fill("politics")
+    editor.get_by_label("Analysis").check()
+    editor.get_by_label("Image URL").fill("https://photos.example/podium.svg")
+    editor.get_by_label("Alt text").fill("The podium")
+    expect(editor.locator(".image-preview img")).to_have_attribute("alt", "The podium")
+    editor.get_by_label("Urgency (1 = flash)").select_option("2")
+    editor.get_by_label("Key event").check()
+    editor.get_by_label("Pinned").check()
+    editor.get_by_role("button", name="Save").click()
+    expect(row.locator(".recent-headline")).to_have_text("Budget speech moved")
+    [scheduled] = staff.http.get("/api/scheduled").json()["items"]
+    assert scheduled["published_at"] == (at + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert scheduled["url"] == "https://example.com/budget" and scheduled["channel"] == "politics"
+    assert scheduled["labels"] == ["analysis"] and scheduled["urgency"] == 2
+    assert scheduled["key_event"] and scheduled["pinned"]
+    assert scheduled["image"]["url"] == "https://photos.example/podium.svg"
+    assert scheduled["image"]["alt"] == "The podium"
+    assert staff.http.get("/api/items", params={"q": "budget"}).json()["items"] == []

@@ -11,7 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ticker.errors import Conflict, NotFound, PreconditionFailed
-from ticker.models import STREAM_SCHEMA_VERSION, Change, Item, ItemCreate, ItemEdit, apply_edit, change_kind, now
+from ticker.models import (
+    STREAM_SCHEMA_VERSION,
+    Change,
+    Item,
+    ItemCreate,
+    ItemEdit,
+    apply_edit,
+    change_kind,
+    legacy_sort_key,
+    now,
+)
 from ticker.protocol import cursor_key
 from ticker.store.stream import Stream
 
@@ -163,6 +173,7 @@ class Items(Stream):
                 self.stream_maxlen,
                 "1" if new.pinned else "0",
                 kind(item),
+                legacy_sort_key(item.published_at, item.id),
             ]
             async with self._writer() as writer:
                 reply = await self._call(lambda: script(keys=keys, args=args, client=writer))  # noqa: B023
