@@ -15,6 +15,7 @@ from ticker.hub import Hub
 from ticker.models import ItemCreate
 from ticker.reader import Reader
 from ticker.store import Store, connect
+from ticker.tasks import cancel
 
 
 async def wait_until(check: Callable[[], object], what: str) -> None:
@@ -42,8 +43,7 @@ def test_reader_survives_timeouts_and_retries_from_its_cursor(
             await wait_until(lambda: hub.cursor == cursors[-1], "every change applied")
             assert [e.cursor for e in hub.history.after(before)] == cursors
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel([task])
             await follower.aclose()
             await writer.aclose()
 
@@ -87,8 +87,7 @@ def test_changes_trimmed_before_they_were_read_reset_every_client(redis_url: str
             await wait_until(lambda: sink.got, "told the client")
             assert [json.loads(line)["type"] for line in sink.got[0][0].split("\n")] == ["reset", "snapshot"]
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel([task])
             await client.aclose()
 
     asyncio.run(run())
