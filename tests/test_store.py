@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ticker.errors import Conflict, NotFound, PreconditionFailed, Unavailable
-from ticker.models import Item, ItemCreate, ItemEdit, parse
+from ticker.models import Item, ItemCreate, ItemEdit, ScheduledEdit, epoch_ms, parse
 from ticker.store import Store, connect
 
 pytestmark = pytest.mark.anyio
@@ -240,3 +240,35 @@ async def test_an_item_indexed_under_the_older_key_is_rekeyed_by_its_next_change
     await store.retract("old", actor="t")
     for key in timelines:
         assert await store.redis.zrange(key, 0, -1) == []
+
+
+async def test_scheduled_items_are_released_once_and_only_when_due(store: Store) -> None:
+    later = datetime.now(UTC) + timedelta(hours=1)
+    first = await store.publish(create(headline="At noon", id="noon", publish_at=later.isoformat()), actor="t")
+    assert first.scheduled and await store.next_due() == epoch_ms(first.item.published_at)
+    assert await store.release("noon") is None  # not due yet: nothing appended
+    assert await entries(store) == []
+    edited = await store.edit_scheduled("noon", parse(ScheduledEdit, {"headline": "At noon sharp"}))
+    assert edited.headline == "At noon sharp"
+    released = await store.release("noon", force=True)
+    assert released is not None and released.item.headline == "At noon sharp"
+    assert [fields["op"] for _, fields in await entries(store)] == ["publish"]
+    assert await store.release("noon") is None  # released already: another process's call finds nothing
+    with pytest.raises(NotFound):
+        await store.release("noon", force=True)
+    with pytest.raises(NotFound):
+        await store.edit_scheduled("noon", parse(ScheduledEdit, {"headline": "Too late"}))
+    with pytest.raises(NotFound):
+        await store.cancel_scheduled("noon")
+    assert await store.next_due() is None
+
+
+async def test_a_cancelled_schedule_frees_its_id_and_appends_nothing(store: Store) -> None:
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    await store.publish(create(headline="Maybe", id="maybe", publish_at=later), actor="t")
+    assert [i.id for i in await store.scheduled()] == ["maybe"]
+    cancelled = await store.cancel_scheduled("maybe")
+    assert cancelled.headline == "Maybe" and await store.scheduled() == []
+    assert await store.release("maybe") is None
+    assert (await store.publish(create(headline="Now for real", id="maybe"), actor="t")).created
+    assert [fields["op"] for _, fields in await entries(store)] == ["publish"]

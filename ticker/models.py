@@ -271,8 +271,12 @@ def sort_key(published_at: datetime, item_id: str) -> str:
     The milliseconds are counted exactly (``timestamp() * 1000`` in floating point
     is one short for some times, and the browser's ``Date.parse`` is not).
     """
-    ms = (published_at - EPOCH) // timedelta(milliseconds=1)
-    return f"{ms:015d}:{item_id}"
+    return f"{epoch_ms(published_at):015d}:{item_id}"
+
+
+def epoch_ms(value: datetime) -> int:
+    """Milliseconds since the epoch, counted exactly (Redis scores and stream times)."""
+    return (value - EPOCH) // timedelta(milliseconds=1)
 
 
 def legacy_sort_key(published_at: datetime, item_id: str) -> str:

@@ -19,6 +19,7 @@ from ticker.models import (
     ItemEdit,
     apply_edit,
     change_kind,
+    epoch_ms,
     legacy_sort_key,
     now,
 )
@@ -82,7 +83,7 @@ class Items(Stream):
             k.sched_by,
             k.history(item.id),
         ]
-        at = "" if create.publish_at is None else str(int(create.publish_at.timestamp() * 1000))
+        at = "" if create.publish_at is None else str(epoch_ms(create.publish_at))
         args: list[str | int] = [
             item.id,
             item.to_json(),

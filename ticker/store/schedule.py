@@ -7,7 +7,7 @@ future ``publish_at`` puts an item here (:meth:`ticker.store.items.Items.publish
 from __future__ import annotations
 
 from ticker.errors import Conflict, NotFound
-from ticker.models import STREAM_SCHEMA_VERSION, Item, ScheduledEdit, now
+from ticker.models import STREAM_SCHEMA_VERSION, Item, ScheduledEdit, epoch_ms, now
 from ticker.store.connection import Connection
 from ticker.store.items import EDIT_RETRIES, WriteResult
 
@@ -91,7 +91,7 @@ class Schedule(Connection):
         for _ in range(EDIT_RETRIES):
             raw, item = await self._scheduled_item(item_id)
             new = edit.apply(item)
-            args: list[str | int] = ["edit", item_id, raw, new.to_json(), int(new.published_at.timestamp() * 1000)]
+            args: list[str | int] = ["edit", item_id, raw, new.to_json(), epoch_ms(new.published_at)]
             async with self._writer() as writer:
                 reply = await self._call(lambda: script(keys=keys, args=args, client=writer))  # noqa: B023
                 if reply[0] == "ok":
