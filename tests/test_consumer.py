@@ -458,3 +458,24 @@ def test_follow_reads_without_a_group(redis_url: str, prefix: str) -> None:
         assert await store.group_info("g") is None
 
     in_store(redis_url, prefix, work)
+
+
+def test_a_service_runs_a_consumer_in_its_own_loop_from_a_url(redis_url: str, prefix: str, tmp_path: Path) -> None:
+    Group(redis_url, prefix, tmp_path).publish("a1", "a2", "a3")
+    seen: list[str] = []
+
+    async def service() -> None:
+        def handle(event: Event) -> None:
+            seen.append(event.item.id)
+            if len(seen) == 3:
+                consumer.stop()
+
+        async with Consumer.connect(
+            redis_url, handle, group="svc", name="svc-1", prefix=prefix, start=OLDEST, block_ms=100
+        ) as consumer:
+            async with asyncio.timeout(units(30)):
+                await consumer.run()
+        assert consumer.stats.handled == 3
+
+    asyncio.run(service())
+    assert seen == ["a1", "a2", "a3"]

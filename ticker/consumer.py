@@ -108,6 +108,27 @@ class Stats:
 class Consumer:
     """One member of a consumer group running ``handler`` for every change, at least once."""
 
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(
+        cls,
+        redis_url: str,
+        handler: Handler,
+        *,
+        group: str,
+        name: str,
+        prefix: str = DEFAULT_PREFIX,
+        **options: Any,
+    ) -> AsyncIterator[Consumer]:
+        """A consumer of the deployment at ``redis_url`` (any URL form of ``docs/deploy.md``), for a
+        service that runs it in its own event loop: ``async with Consumer.connect(...) as consumer:
+        await consumer.run()``. Its Redis connections close when the block ends."""
+        client = connect(redis_url)
+        try:
+            yield cls(Store(client, prefix=prefix), handler, group=group, name=name, **options)
+        finally:
+            await client.aclose()
+
     def __init__(
         self,
         store: Store,
@@ -399,13 +420,9 @@ def consume(
     """
 
     async def main() -> Stats:
-        client = connect(redis_url)
-        try:
-            consumer = Consumer(Store(client, prefix=prefix), handler, group=group, name=name, **options)
+        async with Consumer.connect(redis_url, handler, group=group, name=name, prefix=prefix, **options) as consumer:
             await consumer.run(handle_signals=True)
             return consumer.stats
-        finally:
-            await client.aclose()
 
     return asyncio.run(main())
 
