@@ -113,18 +113,18 @@ def test_single_servers_are_taken_as_they_are(url: str) -> None:
 
 def test_sentinel_url() -> None:
     target = parse_redis_url(
-        "redis+sentinel://app:s%40cret@10.0.0.1:26379,10.0.0.2,[::1]:26380/ticker/2?sentinel_password=x"
+        "redis+sentinel://app:s%40cret@127.0.2.1:26379,127.0.2.2,[::1]:26380/ticker/2?sentinel_password=x"
     )
     assert target.kind == "sentinel" and target.service == "ticker" and target.db == 2
-    assert target.nodes == (("10.0.0.1", 26379), ("10.0.0.2", 26379), ("::1", 26380))
+    assert target.nodes == (("127.0.2.1", 26379), ("127.0.2.2", 26379), ("::1", 26380))
     assert (target.username, target.password, target.tls) == ("app", "s@cret", False)
     assert dict(target.options) == {"sentinel_password": "x"}
     assert parse_redis_url("redis+sentinels://h:1/ticker").tls
 
 
 def test_cluster_url() -> None:
-    target = parse_redis_url("redis+cluster://10.0.0.1:7000,10.0.0.2:7001")
-    assert target.kind == "cluster" and target.nodes == (("10.0.0.1", 7000), ("10.0.0.2", 7001))
+    target = parse_redis_url("redis+cluster://127.0.2.1:7000,127.0.2.2:7001")
+    assert target.kind == "cluster" and target.nodes == (("127.0.2.1", 7000), ("127.0.2.2", 7001))
     assert parse_redis_url("redis+clusters://:pw@h").nodes == (("h", 6379),)
     assert parse_redis_url("redis+clusters://:pw@h").password == "pw"
 

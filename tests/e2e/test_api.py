@@ -243,7 +243,7 @@ def test_failed_logins_are_limited_per_client_address(settings: Settings) -> Non
             assert_error(answer, 429, "rate_limited")
             assert int(answer.headers["retry-after"]) >= 1
             # The loopback peer is a trusted proxy by default: another forwarded client is not locked out.
-            other = {"X-Forwarded-For": "198.51.100.7"}
+            other = {"X-Forwarded-For": "127.0.9.7"}
             assert post(http, good, {"headline": "from elsewhere"}, **other).status_code == 201
     finally:
         running.stop()

@@ -136,7 +136,7 @@ def test_usage_errors_are_one_line(env: dict[str, str]) -> None:
     assert_one_line_error(run("serve", "--port", "many", env=env), "port")
     assert_one_line_error(run("publish", "x", env={**env, "TICKER_PORT": "eighty"}), "TICKER_PORT")
     assert_one_line_error(run("publish", "x", env={**env, "TICKER_PREFIX": "a{b"}), "prefix")
-    proxies = {**env, "TICKER_TRUSTED_PROXIES": "10.0.0.0/8,proxy.example"}
+    proxies = {**env, "TICKER_TRUSTED_PROXIES": "127.0.2.0/24,proxy.example"}
     assert_one_line_error(run("serve", env=proxies), "TICKER_TRUSTED_PROXIES: 'proxy.example'")
     assert_one_line_error(run("update", "q1", "--pin", "--unpin", env=env))
     assert_one_line_error(run("--redis-url", "bogus://x", "token", "list", env=env), "Redis URL")

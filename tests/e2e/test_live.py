@@ -370,9 +370,9 @@ def test_sse_is_admitted_like_the_websocket(settings: Settings) -> None:
             assert int(refused(429, "rate_limited").headers["retry-after"]) >= 1
             assert asyncio.run(close_code(f"{running.ws_url}/ws")) == 4429
             # The loopback peer is a trusted proxy by default: its X-Forwarded-For names the client.
-            with http.stream("GET", "/api/events", headers={"X-Forwarded-For": "198.51.100.1"}) as other:
+            with http.stream("GET", "/api/events", headers={"X-Forwarded-For": "127.0.9.1"}) as other:
                 assert other.status_code == 200
-                full = refused(503, "unavailable", **{"X-Forwarded-For": "198.51.100.2"})
+                full = refused(503, "unavailable", **{"X-Forwarded-For": "127.0.9.2"})
                 assert int(full.headers["retry-after"]) >= 1
         # Both streams ended: their places are given back.
         wait_for(lambda: opens(http), what="a stream admitted again")
