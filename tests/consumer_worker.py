@@ -6,10 +6,25 @@ Run as ``python -m tests.consumer_worker --redis-url URL --prefix P --group G --
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 from ticker.consumer import consume
 from ticker.models import Event
+
+
+def command(
+    redis_url: str, prefix: str, *, group: str, name: str, out: Path, options: tuple[str, ...] = ()
+) -> list[str]:
+    """The command line that runs this worker as a process of its own."""
+    return [
+        sys.executable,
+        "-m",
+        "tests.consumer_worker",
+        *("--redis-url", redis_url, "--prefix", prefix, "--group", group, "--name", name, "--out", str(out)),
+        *options,
+    ]
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -15,6 +14,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests import consumer_worker
 from tests.support import units, wait_for
 from ticker.consumer import NEW, OLDEST, Consumer, follow
 from ticker.embedded import EmbeddedRedis
@@ -64,22 +64,9 @@ class Group:
 
     def worker(self, name: str, *options: str) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.consumer_worker",
-                "--redis-url",
-                self.redis_url,
-                "--prefix",
-                self.prefix,
-                "--group",
-                self.name,
-                "--name",
-                name,
-                "--out",
-                str(self.out(name)),
-                *options,
-            ],
+            consumer_worker.command(
+                self.redis_url, self.prefix, group=self.name, name=name, out=self.out(name), options=options
+            ),
             cwd=ROOT,
             stderr=subprocess.PIPE,
         )

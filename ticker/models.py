@@ -384,11 +384,9 @@ def check_publish_at(value: datetime) -> datetime:
 CONTENT_FIELDS = ("headline", "url", "labels", "channel", "lang", "author", "image")
 
 
-class ItemEdit(_Content):
-    """``PATCH /api/items/{id}``: the changed fields and the kind of edit."""
+class _Changes(_Content):
+    """The item fields an edit may set: each optional, and null only where the field takes null."""
 
-    kind: EditKind = EditKind.UPDATE
-    correction: str | None = None
     headline: str | None = None
     url: str | None = None
     labels: list[str] | None = None
@@ -400,17 +398,24 @@ class ItemEdit(_Content):
     key_event: StrictBool | None = None
     urgency: Urgency | None = None
 
-    @field_validator("correction")
-    @classmethod
-    def _note(cls, value: str | None) -> str | None:
-        return None if value is None else _plain_text(value, what="correction", limit=MAX_CORRECTION)
-
     @field_validator("headline", "channel", "pinned", "labels", "key_event", "urgency")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:
             raise ValueError("must not be null")
         return value
+
+
+class ItemEdit(_Changes):
+    """``PATCH /api/items/{id}``: the changed fields and the kind of edit."""
+
+    kind: EditKind = EditKind.UPDATE
+    correction: str | None = None
+
+    @field_validator("correction")
+    @classmethod
+    def _note(cls, value: str | None) -> str | None:
+        return None if value is None else _plain_text(value, what="correction", limit=MAX_CORRECTION)
 
     @model_validator(mode="after")
     def _consistent(self) -> ItemEdit:
@@ -446,19 +451,9 @@ def apply_edit(item: Item, edit: ItemEdit, *, at: datetime) -> Item:
     return item.model_copy(update=update)
 
 
-class ScheduledEdit(_Content):
+class ScheduledEdit(_Changes):
     """``PATCH /api/scheduled/{id}``: changes to an item before it is published (no badge, no version)."""
 
-    headline: str | None = None
-    url: str | None = None
-    labels: list[str] | None = None
-    channel: str | None = Field(default=None, pattern=CHANNEL_PATTERN)
-    pinned: StrictBool | None = None
-    lang: str | None = Field(default=None, pattern=LANG_PATTERN)
-    author: str | None = None
-    image: Image | None = None
-    key_event: StrictBool | None = None
-    urgency: Urgency | None = None
     publish_at: AwareDatetime | None = None
 
     @field_validator("publish_at", mode="before")
@@ -472,13 +467,6 @@ class ScheduledEdit(_Content):
     @classmethod
     def _ahead(cls, value: datetime | None) -> datetime | None:
         return None if value is None else check_publish_at(value)
-
-    @field_validator("headline", "channel", "pinned", "labels", "key_event", "urgency")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("must not be null")
-        return value
 
     @model_validator(mode="after")
     def _something(self) -> ScheduledEdit:

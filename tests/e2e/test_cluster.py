@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import httpx
 import pytest
 from redis.crc import key_slot
 
+from tests import consumer_worker
 from tests.clients import ServerProcess, wait_async
 from tests.e2e.failover import CLI, Lines, Producer, Reader, cancel, create_token, handled_ids, read_ws
 from tests.e2e.topology import Cluster, Node
@@ -51,20 +51,7 @@ def test_cluster_named_by_another_node_and_a_slot_moved_under_load(cluster: Clus
     assert published.returncode == 0, published.stderr
     tail = Lines(*CLI, *options, "tail", "--from", "oldest", "--json")
     out = tmp_path / "worker.out"
-    worker = Lines(
-        sys.executable,
-        "-m",
-        "tests.consumer_worker",
-        *options,
-        "--group",
-        "g",
-        "--name",
-        "w1",
-        "--out",
-        str(out),
-        "--start",
-        "oldest",
-    )
+    worker = Lines(*consumer_worker.command(url, PREFIX, group="g", name="w1", out=out, options=("--start", "oldest")))
     server = ServerProcess(url, PREFIX, tmp_path, TICKER_WRITE_RATE="1000", TICKER_WRITE_BURST="1000")
     try:
         moved_at, done_at, producer, reader = asyncio.run(scenario(cluster, server.url, token, target))

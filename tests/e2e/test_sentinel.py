@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import httpx
 import pytest
 import redis
 
+from tests import consumer_worker
 from tests.clients import ServerProcess, wait_async
 from tests.e2e.failover import (
     Lines,
@@ -85,21 +85,9 @@ async def eventually(check: object, within: float, what: str) -> None:
 def test_failovers_lose_no_acknowledged_write(topology: SentinelSet, tmp_path: Path) -> None:
     token = create_token(topology.url, PREFIX)
     env = {"TICKER_MIN_REPLICAS": "1", "TICKER_WRITE_RATE": "1000", "TICKER_WRITE_BURST": "1000"}
-    options = ["--redis-url", topology.url, "--prefix", PREFIX]
     out = tmp_path / "worker.out"
     worker = Lines(
-        sys.executable,
-        "-m",
-        "tests.consumer_worker",
-        *options,
-        "--group",
-        "g",
-        "--name",
-        "w1",
-        "--out",
-        str(out),
-        "--start",
-        "oldest",
+        *consumer_worker.command(topology.url, PREFIX, group="g", name="w1", out=out, options=("--start", "oldest"))
     )
     servers = [ServerProcess(topology.url, PREFIX, tmp_path, **env) for _ in range(2)]
     try:
