@@ -292,15 +292,29 @@ class Bench:
         self.procs = procs
         self.redis_url = redis_url
         self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
+        self.profiled: int | None = None
 
     def server_command(self, kind: str, prefix: str) -> list[str]:
         common = ["--redis-url", self.redis_url, "--prefix", prefix]
         if kind.startswith("ours"):
-            return [*TICKER, *common, "serve", "--port", "0", "--log-level", "warning"]
+            ticker = [sys.executable, "-m", "bench.profiled"] if self.args.profile else TICKER
+            return [*ticker, *common, "serve", "--port", "0", "--log-level", "warning"]
         if kind == "ws":
             return ["node", str(ROOT / "bench" / "ref_ws.mjs"), *common]
         module = {"naive": "bench.ref_naive", "broadcast": "bench.ref_broadcast"}[kind]
         return [sys.executable, "-m", module, *common]
+
+    def profile_env(self, kind: str, prefix: str) -> dict[str, str]:
+        """Where ``bench.profiled`` writes ours's statistics for the measuring window."""
+        if not (self.args.profile and kind.startswith("ours")):
+            return {}
+        self.args.profile.mkdir(parents=True, exist_ok=True)
+        return {"BENCH_PROFILE": str(self.args.profile.resolve() / prefix)}
+
+    def profiling(self, pid: int, on: bool) -> None:
+        """Switch ``bench.profiled`` on or off (writing the statistics) in a profiled server."""
+        if pid == self.profiled:
+            os.kill(pid, signal.SIGUSR1 if on else signal.SIGUSR2)
 
     def token(self, prefix: str) -> str:
         """A staff token for the producer, made as an editor would: ``ticker token create``."""
@@ -364,8 +378,9 @@ class Bench:
             self.server_command(kind, prefix),
             core=self.procs.server_core,
             log=log.name,
-            env={**caps, **SERVER_ENV.get(kind, {})},
+            env={**caps, **SERVER_ENV.get(kind, {}), **self.profile_env(kind, prefix)},
         )
+        self.profiled = server.pid if self.profile_env(kind, prefix) else None
         loadgen: LoadGen | None = None
         try:
             host, port = wait_for_banner(server, log, f"the {kind} server")
@@ -437,11 +452,13 @@ class Bench:
             marks["user0"], marks["sys0"] = cpu_times(pid)
             marks["cpu0"] = marks["user0"] + marks["sys0"]
             marks["t0"] = time.time()
+            self.profiling(pid, on=True)
 
         produced = self.produce(target, sc.rate, 1, count, on_ready=start_window)
         cpu0, t0 = marks["cpu0"], marks["t0"]
         waited = lg.call("wait", args.drain, seq=count, timeout=args.drain)
         user1, sys1 = cpu_times(pid)
+        self.profiling(pid, on=False)
         cpu1 = user1 + sys1
         reads = self.commandstats().get("xread", 0) - marks["commands"].get("xread", 0)
         fig["xread_s"] = reads / max(1e-3, time.time() - marks["t0"])
@@ -503,6 +520,7 @@ class Bench:
         last = published + events
         lg.call("reset", 1)
         before = self.commandstats()
+        self.profiling(pid, on=True)
         drops0, cpu0 = listen_drops(), cpu_seconds(pid)
         start = time.monotonic()
         timeout = 30 + fig["connected"] / 200
@@ -512,6 +530,7 @@ class Bench:
         fig["storm_s"] = time.monotonic() - start if all_there else None
         fig["storm_reconnect_s"] = answer["secs"]
         storm_cpu = cpu_seconds(pid) - cpu0
+        self.profiling(pid, on=False)
         fig["storm_server_core"] = storm_cpu / max(1e-3, time.monotonic() - start)
         fig["storm_ms_per_conn"] = storm_cpu / max(1, fig["connected"]) * 1000
         fig["storm_listen_drops"] = listen_drops() - drops0
@@ -846,6 +865,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes with taskset")
     parser.add_argument("--json", type=Path, help="also write every run's figures to this file")
     parser.add_argument("--logs", type=Path, help="keep the servers' and Redis's logs in this directory")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="profile ours's measuring windows (publishing, then the storm) with cProfile, "
+        "one statistics file per window in this directory",
+    )
     args = parser.parse_args(argv)
     if (args.clients is None) != (args.rate is None):
         parser.error("--clients and --rate go together")

@@ -211,7 +211,7 @@ def test_snapshot_next_is_the_page_token_of_the_oldest_item_shown() -> None:
 def test_a_large_fan_out_runs_in_slices_and_lets_the_loop_serve_others() -> None:
     async def run() -> None:
         hub = loaded()
-        hub.fanout_slice_ms = 0  # one write per slice
+        hub.fanout_slice_ms, hub.fanout_clock_every = 0, 1  # one write per slice
         sinks = [Sink() for _ in range(5)]
         for sink in sinks:
             hub.join(sink, channel=None, cursor="3-0")
@@ -236,7 +236,7 @@ def test_a_large_fan_out_runs_in_slices_and_lets_the_loop_serve_others() -> None
 def test_a_request_waiting_for_its_answer_pauses_the_fan_out_until_answered() -> None:
     async def run() -> None:
         hub = loaded()
-        hub.fanout_slice_ms = 0  # one write per slice
+        hub.fanout_slice_ms, hub.fanout_clock_every = 0, 1  # one write per slice
         hub.fanout_yield_ms = 60_000  # only the answer resumes it here
         sinks = [Sink() for _ in range(3)]
         for sink in sinks:

@@ -196,14 +196,24 @@ async def test_changes_after_cursor(store: Store) -> None:
 
 
 async def test_write_rate_limit_is_kept_in_redis(store: Store, redis_url: str) -> None:
-    waits = [await store.take_write("desk", rate=1, burst=3) for _ in range(4)]
+    record = {"scopes": ["publish"], "hash": "h-desk", "created_at": "2026-11-27T00:00:00Z"}
+    await store.add_token("desk", "h-desk", record)
+    await store.add_token("other", "h-other", {**record, "hash": "h-other"})
+    limit = (1.0, 3)
+    waits = [(await store.use_token("h-desk", "t", write=limit) or ("", {}, -1.0))[2] for _ in range(4)]
     assert waits[:3] == [0, 0, 0] and 0 < waits[3] <= 1
-    assert await store.take_write("other", rate=1, burst=3) == 0, "each token has its own limit"
+    assert await store.use_token("h-desk", "t") == ("desk", record, 0), "a read takes nothing from the limit"
+    other = await store.use_token("h-other", "t", write=limit)
+    assert other is not None and other[2] == 0, "each token has its own limit"
+    assert await store.use_token("h-unknown", "t", write=limit) is None
     client = connect(redis_url)  # another process's client counts against the same limit
     try:
-        assert await Store(client, prefix=store.prefix).take_write("desk", rate=1, burst=3) > 0
+        again = await Store(client, prefix=store.prefix).use_token("h-desk", "t", write=limit)
+        assert again is not None and again[2] > 0
     finally:
         await client.aclose()
+    await store.revoke_token("desk")  # the limit goes with the token
+    assert "desk" not in await store.redis.hgetall(store.keys.rates)
 
 
 async def test_a_write_no_replica_confirms_is_unavailable_and_safe_to_retry(store: Store) -> None:

@@ -40,6 +40,8 @@ class Staff:
 
     name: str
     scopes: frozenset[Scope]
+    write_wait: float = 0.0
+    """For a write: 0 if the token's rate limit let it through, else seconds until it would."""
 
     def require(self, scope: Scope) -> None:
         if scope not in self.scopes and Scope.ADMIN not in self.scopes:
@@ -71,10 +73,12 @@ async def create_token(store: Store, name: str, scopes: frozenset[Scope]) -> str
     return token
 
 
-async def authenticate(store: Store, authorization: str | None) -> Staff:
+async def authenticate(store: Store, authorization: str | None, *, write: tuple[float, int] | None = None) -> Staff:
     """The staff member behind an ``Authorization: Bearer`` header, or 401.
 
-    A token of the wrong shape is refused without a Redis round trip.
+    A token of the wrong shape is refused without a Redis round trip. With
+    ``write`` (rate per second, burst), the same round trip takes one write from
+    the token's shared limit (:attr:`Staff.write_wait`).
     """
     if not authorization:
         raise Unauthorized("this needs a staff token: send 'Authorization: Bearer <token>'")
@@ -85,8 +89,8 @@ async def authenticate(store: Store, authorization: str | None) -> Staff:
     if not TOKEN_PATTERN.fullmatch(token):  # no token ever had this shape: no need to ask Redis
         raise Unauthorized("unknown or revoked token")
     digest = hash_token(token)
-    found = await store.use_token(digest, format_time(now()))
+    found = await store.use_token(digest, format_time(now()), write=write)
     if found is None or not hmac.compare_digest(found[1]["hash"], digest):
         raise Unauthorized("unknown or revoked token")
-    name, record = found
-    return Staff(name, frozenset(Scope(s) for s in record["scopes"]))
+    name, record, wait = found
+    return Staff(name, frozenset(Scope(s) for s in record["scopes"]), wait)

@@ -19,7 +19,7 @@ share the hash tag ``{prefix}`` so the same scripts run on a Redis Cluster::
     {p}:tokens          hash name -> token record JSON; {p}:token-hash: hash -> name
     {p}:token-used      hash name -> when the token was last used
     {p}:dead:<group>    dead-letter stream of one consumer group (entries that kept failing)
-    {p}:rate:<token>    a staff token's write rate limit (GCRA: the theoretical arrival time)
+    {p}:rates           hash name -> a staff token's write limit (GCRA: the theoretical arrival time)
     {p}:sync            a counter written before ``WAIT`` so the wait covers every earlier change
 
 :class:`Store` is put together from one part per concern, each a module of its own:

@@ -25,6 +25,8 @@ class Keys:
         self.tokens = f"{tag}:tokens"
         self.token_hash = f"{tag}:token-hash"
         self.token_used = f"{tag}:token-used"
+        self.rates = f"{tag}:rates"
+        """Each token's write limit (GCRA state, by token name)."""
         self.sync = f"{tag}:sync"
         self.every = f"{tag}:*"
         """A ``SCAN`` pattern that matches every key of the deployment."""
@@ -41,6 +43,3 @@ class Keys:
 
     def dead(self, group: str) -> str:
         return f"{self.tag}:dead:{group}"
-
-    def rate(self, token: str) -> str:
-        return f"{self.tag}:rate:{token}"

@@ -18,12 +18,20 @@ class Tokens(Connection):
             raise Conflict(f"a token named {name!r} exists already; revoke it first or pick another name")
         await self._call(lambda: self.redis.hset(self.keys.token_hash, token_hash, name))
 
-    async def use_token(self, token_hash: str, at: str) -> tuple[str, dict[str, Any]] | None:
-        """The token's name and record, recording its use at ``at``; ``None`` if unknown or revoked."""
-        keys = [self.keys.token_hash, self.keys.tokens, self.keys.token_used]
+    async def use_token(
+        self, token_hash: str, at: str, *, write: tuple[float, int] | None = None
+    ) -> tuple[str, dict[str, Any], float] | None:
+        """The token's name and record, recording its use at ``at``; ``None`` if unknown or revoked.
+
+        With ``write`` (rate per second, burst) one write is also taken from the
+        token's limit, shared by every process, in the same round trip: the third
+        value is 0 when it was, else the seconds until one may be.
+        """
+        keys = [self.keys.token_hash, self.keys.tokens, self.keys.token_used, self.keys.rates]
+        args: list[str | float | int] = [token_hash, at, *(write or ())]
         script = self.scripts["token"]
-        reply = await self._call(lambda: script(keys=keys, args=[token_hash, at]))
-        return None if not reply else (reply[0], json.loads(reply[1]))
+        reply = await self._call(lambda: script(keys=keys, args=args))
+        return None if not reply else (reply[0], json.loads(reply[1]), int(reply[2]) / 1_000_000)
 
     async def tokens(self) -> dict[str, dict[str, Any]]:
         records = await self._call(lambda: self.redis.hgetall(self.keys.tokens))
@@ -35,13 +43,6 @@ class Tokens(Connection):
         if raw is None:
             raise NotFound(f"no token named {name!r}")
         record = json.loads(raw)
-        keys = [self.keys.token_hash, self.keys.tokens, self.keys.token_used]
+        keys = [self.keys.token_hash, self.keys.tokens, self.keys.token_used, self.keys.rates]
         script = self.scripts["revoke"]
         await self._call(lambda: script(keys=keys, args=[record["hash"], name]))
-
-    async def take_write(self, name: str, *, rate: float, burst: int) -> float:
-        """One write of token ``name`` against its limit, shared by every process:
-        0 if allowed, else the seconds until it would be."""
-        script = self.scripts["ratelimit"]
-        wait_us = await self._call(lambda: script(keys=[self.keys.rate(name)], args=[rate, burst]))
-        return int(wait_us) / 1_000_000
