@@ -444,10 +444,11 @@ class Bench:
             return
         count = max(1, round(sc.rate * args.duration))
         marks: dict[str, float] = {}
+        commands: dict[str, int] = {}
 
         def start_window() -> None:
             # Counters start once the producer is up: its own start-up is not part of the window.
-            marks["commands"] = self.commandstats()
+            commands.update(self.commandstats())
             lg.call("reset", 1)
             marks["user0"], marks["sys0"] = cpu_times(pid)
             marks["cpu0"] = marks["user0"] + marks["sys0"]
@@ -460,7 +461,7 @@ class Bench:
         user1, sys1 = cpu_times(pid)
         self.profiling(pid, on=False)
         cpu1 = user1 + sys1
-        reads = self.commandstats().get("xread", 0) - marks["commands"].get("xread", 0)
+        reads = self.commandstats().get("xread", 0) - commands.get("xread", 0)
         fig["xread_s"] = reads / max(1e-3, time.time() - marks["t0"])
         stats = lg.call("stats", 1, published=count)
         delivered = stats["delivered"]

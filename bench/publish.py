@@ -10,6 +10,13 @@ figures can be compared across noisy machines as a ratio. Prints medians of
 ``--repeat`` runs::
 
     .venv/bin/python -m bench.publish --repeat 5
+
+With ``--rate R`` it paces one connection at R requests a second instead, as a
+newsroom publishes, and reports the server's CPU per request (from ``/proc``):
+at a low rate every request wakes an idle process, which costs more than the
+same request among thousands::
+
+    .venv/bin/python -m bench.publish --rate 20 --seconds 20 --repeat 3
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.fanout import redis_binary
+from bench.fanout import cpu_seconds, redis_binary
 
 
 @dataclass
@@ -40,6 +47,8 @@ class Run:
     latencies: list[float]
     errors: int
     load_cpu: float
+    server_cpu: float
+    """Seconds of the server's CPU over the run."""
 
     @property
     def rate(self) -> float:
@@ -135,12 +144,14 @@ class Connection:
         self.writer.close()
 
 
-async def load(url: str, secret: str, *, publish: bool, seconds: float, concurrency: int) -> Run:
+async def load(
+    url: str, secret: str, pid: int, *, publish: bool, seconds: float, concurrency: int, rate: float | None = None
+) -> Run:
     latencies: list[float] = []
     errors = 0
     headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
-    connections = [await Connection.open(url) for _ in range(concurrency)]
-    cpu0 = time.process_time()
+    connections = [await Connection.open(url) for _ in range(1 if rate else concurrency)]
+    cpu0, server0 = time.process_time(), cpu_seconds(pid)
     start = time.perf_counter()
     deadline = start + seconds
 
@@ -157,12 +168,15 @@ async def load(url: str, secret: str, *, publish: bool, seconds: float, concurre
             latencies.append(time.perf_counter() - t0)
             errors += not ok
             i += 1
+            if rate:
+                await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
 
     await asyncio.gather(*(worker(n, c) for n, c in enumerate(connections)))
     elapsed = time.perf_counter() - start
     for connection in connections:
         connection.close()
-    return Run(len(latencies), elapsed, latencies, errors, (time.process_time() - cpu0) / elapsed)
+    load_cpu = (time.process_time() - cpu0) / elapsed
+    return Run(len(latencies), elapsed, latencies, errors, load_cpu, cpu_seconds(pid) - server0)
 
 
 def main() -> None:
@@ -170,6 +184,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rate", type=float, help="pace one connection at this many requests a second")
     args = parser.parse_args()
 
     if pin(1):
@@ -177,28 +192,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tb") as tmp, throwaway_redis(Path(tmp)) as redis_url:
         prefix = f"bench-{os.getpid()}"
         secret = token(redis_url, prefix)
-        with server(redis_url, prefix) as (url, _pid):
-            asyncio.run(load(url, secret, publish=True, seconds=1, concurrency=args.concurrency))  # warm-up
+        with server(redis_url, prefix) as (url, pid):
+            asyncio.run(load(url, secret, pid, publish=True, seconds=1, concurrency=args.concurrency))  # warm-up
+
+            def run(publish: bool) -> Run:
+                pace = {"seconds": args.seconds, "concurrency": args.concurrency, "rate": args.rate}
+                return asyncio.run(load(url, secret, pid, publish=publish, **pace))
+
             base, pubs = [], []
             for _ in range(args.repeat):
-                base.append(
-                    asyncio.run(load(url, secret, publish=False, seconds=args.seconds, concurrency=args.concurrency))
-                )
-                pubs.append(
-                    asyncio.run(load(url, secret, publish=True, seconds=args.seconds, concurrency=args.concurrency))
-                )
+                base.append(run(publish=False))
+                pubs.append(run(publish=True))
 
     def med(values: list[float]) -> float:
         return statistics.median(values)
 
-    print(
-        f"publish bench: {args.repeat} runs x {args.seconds:.0f}s, concurrency {args.concurrency}, "
-        f"server pinned: {bool(pin(0))}"
-    )
+    pace = f"one connection at {args.rate:g}/s" if args.rate else f"concurrency {args.concurrency}"
+    print(f"publish bench: {args.repeat} runs x {args.seconds:.0f}s, {pace}, server pinned: {bool(pin(0))}")
     for name, runs in (("GET /healthz (baseline)", base), ("POST /api/items", pubs)):
         print(
             f"  {name:<24} {med([r.rate for r in runs]):8.0f} req/s   "
             f"p50 {med([r.pct(0.5) for r in runs]):6.1f} ms   p99 {med([r.pct(0.99) for r in runs]):6.1f} ms   "
+            f"server CPU {med([r.server_cpu / max(1, r.requests) * 1000 for r in runs]):.2f} ms/request   "
             f"errors {sum(r.errors for r in runs)}   load generator CPU {med([r.load_cpu for r in runs]):.0%}"
         )
     ratio = med([r.rate for r in pubs]) / med([r.rate for r in base])
