@@ -117,7 +117,7 @@ def channel_param(request: Request) -> str | None:
 
 def limit_param(request: Request) -> int:
     raw = request.query_params.get("limit")
-    if raw is None or raw == "":
+    if raw is None:
         return DEFAULT_PAGE_LIMIT
     value = whole_number(raw)
     if value is None or not 1 <= value <= MAX_PAGE_LIMIT:

@@ -198,6 +198,7 @@ def test_conditional_get_answers_304_until_something_changes(
         {"limit": "\u0663"},  # Arabic-Indic three: int() reads 3
         {"limit": "\uff13"},  # fullwidth three
         {"limit": " 3"},
+        {"limit": ""},  # empty is not a number either (the API's pages refuse it too)
         {"before": "\u0661" * 15 + ":x"},
     ],
 )

@@ -174,6 +174,9 @@ class Connection:
         self.keys = Keys(prefix)
         self.stream_key = self.keys.stream
         self._checked: tuple[float, list[str]] | None = None
+        self._failed: tuple[float, str] | None = None
+        """When and why the last call failed for want of Redis: readiness reports it until a
+        write is confirmed, or for one write's worst case (:meth:`_failure_hold`)."""
         self.scripts = {name: redis.register_script(source) for name, source in _scripts().items()}
         """``ticker/lua/<name>.lua`` by name (registering computes the SHA1 here; Redis loads a script on first use)."""
 
@@ -183,8 +186,19 @@ class Connection:
         except (RedisError, RedisClusterException, OSError) as exc:
             if not transient(exc):
                 raise
-            self._checked = None  # the next readiness check asks Redis again
-            raise unavailable(exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc))) from exc
+            failure = unavailable(exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc)))
+            self._write_failed(str(failure))
+            raise failure from exc
+
+    def _write_failed(self, reason: str) -> None:
+        """A call failed for want of Redis: ``/readyz`` says so until a write is confirmed
+        (asking ``INFO`` again could say "ready" while the next write's ``WAIT`` still fails)."""
+        self._checked = None
+        self._failed = (time.monotonic(), reason)
+
+    def _failure_hold(self) -> float:
+        """Seconds a failure stays reported without a confirmed write: longer than one attempt."""
+        return self.replica_wait_ms / 1000 + 1.0
 
     async def _primary(self) -> dict[str, Any]:
         """Where a keyless command (``WAIT``, ``INFO``) must go: on a Cluster, the deployment's slot owner."""
@@ -216,9 +230,12 @@ class Connection:
         primary the Sentinels name: a deposed one accepts writes until it is reconfigured.
         """
         if not self.min_replicas:
+            self._failed = None
             return
         if isinstance(writer, RedisCluster):
-            return await self._replicated_on_cluster()
+            await self._replicated_on_cluster()
+            self._failed = None
+            return
         await self._call(lambda: writer.incr(self.keys.sync))
         wait = ("WAIT", self.min_replicas, self.replica_wait_ms)
         acked = int(await self._call(lambda: writer.execute_command(*wait)))  # type: ignore[no-untyped-call]
@@ -228,19 +245,20 @@ class Connection:
             host, port = getattr(connection, "host", ""), getattr(connection, "port", 0)
             if not await self.redis.confirms(host, port):
                 await self.reconnect()
-                self._checked = None
-                raise Unavailable(
-                    "the change reached a server that is no longer the primary (a failover is under way); retry"
-                )
+                reason = "the change reached a server that is no longer the primary (a failover is under way); retry"
+                self._write_failed(reason)
+                raise Unavailable(reason)
+        self._failed = None
 
     def _check_acked(self, acked: int) -> None:
         if acked >= self.min_replicas:
             return
-        self._checked = None
-        raise Unavailable(
+        reason = (
             f"the change reached the primary but only {acked} of {self.min_replicas} replicas confirmed it "
             f"within {self.replica_wait_ms} ms; retry (a publish with its id is safe to repeat)"
         )
+        self._write_failed(reason)
+        raise Unavailable(reason)
 
     async def _replicated_on_cluster(self) -> None:
         for _ in range(3):
@@ -260,7 +278,18 @@ class Connection:
     async def write_problems(self) -> list[str]:
         """Why a write would fail now (empty when it would succeed), from one cheap
         ``INFO replication``: the primary unreachable, a read-only replica, too few replicas.
-        Reused for :data:`WRITE_CHECK_TTL` seconds, and asked again after any failed call."""
+        Reused for :data:`WRITE_CHECK_TTL` seconds, and asked again after any failed call.
+        A failed call is reported too, until a write is confirmed or :meth:`_failure_hold`
+        passes: ``INFO`` can look healthy while the next write's ``WAIT`` still times out."""
+        problems = list(await self._probe())
+        if self._failed is not None:
+            if time.monotonic() - self._failed[0] < self._failure_hold():
+                problems.append(f"the last call to redis failed: {self._failed[1]}")
+            else:
+                self._failed = None
+        return problems
+
+    async def _probe(self) -> list[str]:
         now = time.monotonic()
         if self._checked is not None and now - self._checked[0] < WRITE_CHECK_TTL:
             return self._checked[1]
