@@ -374,13 +374,14 @@ class Bench:
         caps = {"TICKER_MAX_CONNECTIONS": room, "TICKER_MAX_CONNECTIONS_PER_ADDRESS": room}
         # Nor the staff write rate: the producer publishes R/s with one token.
         caps |= {"TICKER_WRITE_RATE": str(max(100, 10 * sc.rate)), "TICKER_WRITE_BURST": "1000"}
+        profile = self.profile_env(kind, prefix)
         server = self.procs.start(
             self.server_command(kind, prefix),
             core=self.procs.server_core,
             log=log.name,
-            env={**caps, **SERVER_ENV.get(kind, {}), **self.profile_env(kind, prefix)},
+            env={**caps, **SERVER_ENV.get(kind, {}), **profile},
         )
-        self.profiled = server.pid if self.profile_env(kind, prefix) else None
+        self.profiled = server.pid if profile else None
         loadgen: LoadGen | None = None
         try:
             host, port = wait_for_banner(server, log, f"the {kind} server")

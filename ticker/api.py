@@ -59,8 +59,8 @@ async def login(request: Request, *, write: bool = False) -> Staff:
         raise RateLimited("too many failed logins from this address; wait and try again", retry_after=wait)
     authorization = request.headers.get("authorization")
     settings = settings_of(request)
+    limit = (settings.write_rate, settings.write_burst) if write else None
     try:
-        limit = (settings.write_rate, settings.write_burst) if write else None
         return await authenticate(store_of(request), authorization, write=limit)
     except Unauthorized:
         if authorization:  # a token was offered and was wrong: a guess

@@ -187,10 +187,10 @@ class Connection:
             if not transient(exc):
                 raise
             failure = unavailable(exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc)))
-            self._write_failed(str(failure))
+            self._call_failed(str(failure))
             raise failure from exc
 
-    def _write_failed(self, reason: str) -> None:
+    def _call_failed(self, reason: str) -> None:
         """A call failed for want of Redis: ``/readyz`` says so until a write is confirmed
         (asking ``INFO`` again could say "ready" while the next write's ``WAIT`` still fails)."""
         self._checked = None
@@ -222,20 +222,19 @@ class Connection:
             await single.aclose()
 
     async def _replicated(self, writer: Client) -> None:
-        """Return once ``min_replicas`` replicas have every change ``writer`` made, or raise Unavailable.
+        """Return once ``min_replicas`` replicas have every change ``writer`` made, or raise Unavailable."""
+        if self.min_replicas:
+            if isinstance(writer, RedisCluster):
+                await self._replicated_on_cluster()
+            else:
+                await self._replicated_on(writer)
+        self._failed = None  # a confirmed write: readiness stops reporting the last failure
 
-        A counter is written first, so the wait also covers a change that was made
-        earlier by another connection (the first attempt of a repeated publish):
-        replication is in order. Behind Sentinel, the server must also still be the
-        primary the Sentinels name: a deposed one accepts writes until it is reconfigured.
-        """
-        if not self.min_replicas:
-            self._failed = None
-            return
-        if isinstance(writer, RedisCluster):
-            await self._replicated_on_cluster()
-            self._failed = None
-            return
+    async def _replicated_on(self, writer: aioredis.Redis) -> None:
+        """``WAIT`` on one server. A counter is written first, so the wait also covers a change
+        made earlier by another connection (the first attempt of a repeated publish):
+        replication is in order. Behind Sentinel, the server must also still be the primary
+        the Sentinels name: a deposed one accepts writes until it is reconfigured."""
         await self._call(lambda: writer.incr(self.keys.sync))
         wait = ("WAIT", self.min_replicas, self.replica_wait_ms)
         acked = int(await self._call(lambda: writer.execute_command(*wait)))  # type: ignore[no-untyped-call]
@@ -246,9 +245,8 @@ class Connection:
             if not await self.redis.confirms(host, port):
                 await self.reconnect()
                 reason = "the change reached a server that is no longer the primary (a failover is under way); retry"
-                self._write_failed(reason)
+                self._call_failed(reason)
                 raise Unavailable(reason)
-        self._failed = None
 
     def _check_acked(self, acked: int) -> None:
         if acked >= self.min_replicas:
@@ -257,7 +255,7 @@ class Connection:
             f"the change reached the primary but only {acked} of {self.min_replicas} replicas confirmed it "
             f"within {self.replica_wait_ms} ms; retry (a publish with its id is safe to repeat)"
         )
-        self._write_failed(reason)
+        self._call_failed(reason)
         raise Unavailable(reason)
 
     async def _replicated_on_cluster(self) -> None:
