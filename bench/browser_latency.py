@@ -5,7 +5,7 @@ Chromium, posts headlines one by one through the HTTP API and, for each, takes t
 just before the POST to the first animation frame after the row entered the page. Prints the
 median and spread, and the widget's size (gzip).
 
-    .venv/bin/python bench/browser_latency.py [--count 25]
+    .venv/bin/python -m bench.browser_latency [--count 25]
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from pathlib import Path
 
 import httpx
 from playwright.sync_api import sync_playwright
+
+from bench.staff import create_token
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKER = str(ROOT / ".venv" / "bin" / "ticker")
@@ -76,15 +78,7 @@ def main() -> int:
             if not match:
                 sys.exit("browser_latency: the server did not start")
             url = match.group(1)
-            created = subprocess.run(
-                [TICKER, "token", "create", "--name", "bench", "--scope", "publish"],
-                capture_output=True,
-                text=True,
-                env=env,
-                check=True,
-            )
-            token = created.stdout.strip().splitlines()[-1]
-            latencies = measure(url, token, chromium, args.count)
+            latencies = measure(url, create_token(env), chromium, args.count)
         finally:
             server.terminate()
             server.wait(30)

@@ -48,6 +48,8 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
+from bench.staff import create_token
+
 PREFIX = "chaos"
 GROUP = "chaos"
 CATCH_UP = 20.0
@@ -382,14 +384,7 @@ class Chaos:
         await self.wait_until(self.redis_up, "Redis")
         for server in self.servers:
             server.start()
-        made = await asyncio.create_subprocess_exec(
-            *(self.ticker, "token", "create", "--name", "chaos-producer", "--scope", "publish"),
-            env=self.env,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        out, _ = await made.communicate()
-        if made.returncode:
-            raise SystemExit("chaos: ticker token create failed")
+        token = await asyncio.to_thread(create_token, self.env, name="chaos-producer")
         for port in self.server_ports:
             await self.wait_until(functools.partial(self.ready, port), f"the server on port {port}")
         nginx_dir = self.tmp / "nginx"
@@ -403,7 +398,7 @@ class Chaos:
         await self.wait_until(lambda: self.ready(self.nginx_port), "nginx")
         for i in range(self.args.workers):
             await self.start_worker(i)
-        return out.decode().strip().splitlines()[-1]
+        return token
 
     async def start_worker(self, i: int) -> None:
         process = await asyncio.create_subprocess_exec(

@@ -10,7 +10,7 @@ are used: the command line, the HTTP API through :class:`ticker.Client`, and
 the consumer. On ``TICKER_REDIS_URL`` it writes under a key prefix of its own
 (``bench-...``, printed), which it leaves behind.
 
-    .venv/bin/python bench/consume.py --entries 10000 --runs 5
+    .venv/bin/python -m bench.consume --entries 10000 --runs 5
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench.staff import create_token
 from ticker import Client, Consumer, Event
 from ticker.consumer import OLDEST
 
@@ -95,14 +96,7 @@ def bench(entries: int, runs: int, batch: int, state: str) -> None:
     server, url, redis_url = start_server(env)
     try:
         env["TICKER_REDIS_URL"] = redis_url
-        created = subprocess.run(
-            [TICKER, "token", "create", "--name", "bench", "--scope", "publish"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        fill(url, created.stdout.strip().splitlines()[-1], entries)
+        fill(url, create_token(env), entries)
         print(f"published {entries} entries under the prefix {prefix}", flush=True)
         rates = []
         for n in range(runs):

@@ -58,6 +58,8 @@ from typing import IO, Any
 
 import redis
 
+from bench.staff import create_token
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ("ours", "ours-asgi", "naive", "broadcast", "ws")
 DEFAULT_SERVERS = ("ours", "broadcast", "ws", "naive")
@@ -316,19 +318,6 @@ class Bench:
         if pid == self.profiled:
             os.kill(pid, signal.SIGUSR1 if on else signal.SIGUSR2)
 
-    def token(self, prefix: str) -> str:
-        """A staff token for the producer, made as an editor would: ``ticker token create``."""
-        create = ["token", "create", "--name", "bench", "--scope", "publish"]
-        done = subprocess.run(
-            [*TICKER, "--redis-url", self.redis_url, "--prefix", prefix, *create],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"ticker token create failed: {done.stderr.strip()}")
-        return done.stdout.strip().splitlines()[-1]
-
     def produce(
         self,
         target: list[str],
@@ -386,7 +375,8 @@ class Bench:
         try:
             host, port = wait_for_banner(server, log, f"the {kind} server")
             if kind.startswith("ours"):
-                target = ["--url", f"http://{host}:{port}", "--token", self.token(prefix)]
+                staff = {**os.environ, "TICKER_REDIS_URL": self.redis_url, "TICKER_PREFIX": prefix}
+                target = ["--url", f"http://{host}:{port}", "--token", create_token(staff)]
             else:
                 target = ["--redis-url", self.redis_url, "--prefix", prefix]
             loadgen = LoadGen(self.procs)

@@ -38,6 +38,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.fanout import cpu_seconds, redis_binary
+from bench.staff import create_token
 
 
 @dataclass
@@ -101,18 +102,6 @@ def throwaway_redis(directory: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(30)
-
-
-def token(redis_url: str, prefix: str) -> str:
-    env = {**os.environ, "TICKER_REDIS_URL": redis_url, "TICKER_PREFIX": prefix}
-    out = subprocess.run(
-        [sys.executable, "-m", "ticker.cli", "token", "create", "--name", f"b{time.time_ns()}", "--scope", "admin"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip().splitlines()[-1]
 
 
 class Connection:
@@ -191,7 +180,7 @@ def main() -> None:
         os.sched_setaffinity(0, {1})
     with tempfile.TemporaryDirectory(prefix="tb") as tmp, throwaway_redis(Path(tmp)) as redis_url:
         prefix = f"bench-{os.getpid()}"
-        secret = token(redis_url, prefix)
+        secret = create_token({**os.environ, "TICKER_REDIS_URL": redis_url, "TICKER_PREFIX": prefix}, scope="admin")
         with server(redis_url, prefix) as (url, pid):
             asyncio.run(load(url, secret, pid, publish=True, seconds=1, concurrency=args.concurrency))  # warm-up
 
