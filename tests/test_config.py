@@ -170,7 +170,7 @@ def test_fan_out_slices_from_the_environment() -> None:
     settings = load({"TICKER_FANOUT_SLICE_MS": "0.5", "TICKER_FANOUT_YIELD_MS": "0", "TICKER_STATE_DIR": "s"})
     assert (settings.fanout_slice_ms, settings.fanout_yield_ms) == (0.5, 0)
     for value in ["-1", "nan", "inf"]:
-        with pytest.raises(ConfigError, match="fanout_slice_ms and fanout_yield_ms"):
+        with pytest.raises(ConfigError, match="fanout_slice_ms, fanout_yield_ms and fanout_interval_ms"):
             load({"TICKER_FANOUT_SLICE_MS": value, "TICKER_STATE_DIR": "s"})
 
 

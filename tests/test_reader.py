@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.clients import wait_async
+from tests.support import units
 from ticker.hub import Hub
 from ticker.models import ItemCreate
 from ticker.reader import Reader
@@ -89,6 +90,34 @@ def test_changes_trimmed_before_they_were_read_reset_every_client(redis_url: str
         finally:
             await cancel([task])
             await client.aclose()
+
+    asyncio.run(run())
+
+
+def test_changes_faster_than_the_interval_are_read_and_sent_together(redis_url: str, prefix: str) -> None:
+    """A change after a quiet spell goes out at once; those that follow within the interval
+    wait for its end and go out together: one frame per reader for all of them."""
+
+    async def run() -> None:
+        writer, follower = connect(redis_url), connect(redis_url)
+        store = Store(writer, prefix=prefix)
+        hub = Hub()
+        reader = Reader(hub, Store(follower, prefix=prefix), block_ms=300, interval=units(3))
+        sink = Sink()
+        task = asyncio.create_task(reader.run())
+        try:
+            await wait_until(lambda: hub.loaded.is_set(), "loaded")
+            hub.join(sink, channel=None, cursor=hub.cursor)
+            first = (await store.publish(ItemCreate(headline="first"), actor="t")).cursor
+            await wait_until(lambda: hub.cursor == first, "the first change applied")
+            cursors = [(await store.publish(ItemCreate(headline=f"n{i}"), actor="t")).cursor for i in range(3)]
+            await wait_until(lambda: hub.cursor == cursors[-1], "every change applied")
+            writes = [[json.loads(line)["cursor"] for part in data for line in part.split("\n")] for data in sink.got]
+            assert writes == [[first], cursors]
+        finally:
+            await cancel([task])
+            await follower.aclose()
+            await writer.aclose()
 
     asyncio.run(run())
 

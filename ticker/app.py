@@ -90,6 +90,7 @@ def create_app(settings: Settings) -> Starlette:
             count=settings.reader_count,
             block_ms=settings.reader_block_ms,
             max_lag=settings.max_reader_lag,
+            interval=settings.fanout_interval_ms / 1000,
         )
         scheduler = Scheduler(app.state.store, interval=settings.scheduler_interval)
         audience = Audience(hub, app.state.store, interval=settings.audience_interval)

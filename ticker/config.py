@@ -104,6 +104,8 @@ DEFAULT_FANOUT_SLICE_MS = 2.0
 """Milliseconds one slice of the fan-out writes before letting the event loop serve others."""
 DEFAULT_FANOUT_YIELD_MS = 20.0
 """Longest the fan-out pauses after a slice while HTTP requests (a publish) wait for their answer."""
+DEFAULT_FANOUT_INTERVAL_MS = 20.0
+"""Shortest time between two fan-outs: changes that come faster share the next frame."""
 # --- Redis topologies and durable writes -------------------------------------------
 
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+sentinels", "redis+cluster", "redis+clusters")
@@ -294,6 +296,8 @@ class Settings:
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     fanout_slice_ms: float = DEFAULT_FANOUT_SLICE_MS
     fanout_yield_ms: float = DEFAULT_FANOUT_YIELD_MS
+    fanout_interval_ms: float = DEFAULT_FANOUT_INTERVAL_MS
+    """A change after a quiet spell goes out at once; at a higher rate, changes are read in batches."""
     min_replicas: int = DEFAULT_MIN_REPLICAS
     """Replicas that must have a write before it is acknowledged (``WAIT``); 0: the primary alone."""
     replica_wait_ms: int = DEFAULT_REPLICA_WAIT_MS
@@ -387,6 +391,7 @@ _PARSERS: dict[str, Any] = {
     "header_timeout": float,
     "fanout_slice_ms": float,
     "fanout_yield_ms": float,
+    "fanout_interval_ms": float,
     "min_replicas": whole_number,
     "replica_wait_ms": whole_number,
 }
@@ -453,8 +458,9 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"workers must be between 1 and {MAX_WORKERS}, not {settings.workers}")
     if settings.header_timeout <= 0:
         raise ConfigError("header_timeout must be above 0 seconds")
-    if not all(0 <= ms < math.inf for ms in (settings.fanout_slice_ms, settings.fanout_yield_ms)):
-        raise ConfigError("fanout_slice_ms and fanout_yield_ms must be 0 or more milliseconds")
+    fanout = (settings.fanout_slice_ms, settings.fanout_yield_ms, settings.fanout_interval_ms)
+    if not all(0 <= ms < math.inf for ms in fanout):
+        raise ConfigError("fanout_slice_ms, fanout_yield_ms and fanout_interval_ms must be 0 or more milliseconds")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
     try:

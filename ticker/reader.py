@@ -19,7 +19,12 @@ import time
 
 from redis.exceptions import RedisError
 
-from ticker.config import DEFAULT_MAX_READER_LAG, DEFAULT_READER_BLOCK_MS, DEFAULT_READER_COUNT
+from ticker.config import (
+    DEFAULT_FANOUT_INTERVAL_MS,
+    DEFAULT_MAX_READER_LAG,
+    DEFAULT_READER_BLOCK_MS,
+    DEFAULT_READER_COUNT,
+)
 from ticker.errors import TickerError
 from ticker.hub import Hub
 from ticker.protocol import cursor_key
@@ -42,12 +47,14 @@ class Reader:
         count: int = DEFAULT_READER_COUNT,
         block_ms: int = DEFAULT_READER_BLOCK_MS,
         max_lag: float = DEFAULT_MAX_READER_LAG,
+        interval: float = DEFAULT_FANOUT_INTERVAL_MS / 1000,
     ) -> None:
         self.hub = hub
         self.store = store
         self.count = count
         self.block_ms = block_ms
         self.max_lag = max_lag
+        self.interval = interval
         self.lag = 0.0
         self.error: str | None = None
         self.last_read = time.monotonic()
@@ -93,8 +100,11 @@ class Reader:
                 if changes:
                     self.hub.metrics.changes.inc(len(changes))
                     self.hub.apply(changes)
-                    # What arrives while the fan-out runs is read afterwards, in one batch.
+                    # What arrives while the fan-out runs, or before the interval is up,
+                    # is read afterwards in one batch: one frame per reader for all of it.
                     await self.hub.fanned_out()
+                    if (rest := self.last_read + self.interval - time.monotonic()) > 0:
+                        await asyncio.sleep(rest)
                 full = len(changes) >= self.count
                 self.lag = max(0.0, time.time() - changes[-1].ts / 1000) if full else 0.0
                 self.hub.metrics.reader_lag.set(self.lag)
