@@ -71,8 +71,8 @@ DEFAULT_SHUTDOWN_GRACE = 5
 """Seconds a stopping process waits for open streams (SSE) before cutting them; WebSockets close at once."""
 DEFAULT_GC_THRESHOLD = 20_000
 """Allocations between young-generation garbage collections in a server process (Python: 700)."""
-DEFAULT_SCHEDULER_INTERVAL = 0.25
-"""Seconds between a process's looks for scheduled items that are due."""
+DEFAULT_SCHEDULER_INTERVAL = 1.0
+"""Longest a process goes without looking at the schedule (it also wakes when the soonest item is due)."""
 DEFAULT_AUDIENCE_INTERVAL = 2.0
 """Seconds between a process's reports of its live readers (kept in Redis for three intervals)."""
 DEFAULT_IMAGE_ORIGINS: tuple[str, ...] = ()

@@ -58,6 +58,8 @@ class Reader:
         self.lag = 0.0
         self.error: str | None = None
         self.last_read = time.monotonic()
+        self._batch = 0.0
+        """When the last batch of changes was read (and its fan-out began)."""
 
     async def load(self) -> None:
         page = await self.store.page(limit=self.hub.snapshot_pool)
@@ -97,14 +99,18 @@ class Reader:
                 self.last_read = time.monotonic()
                 self.error = None
                 backoff = MIN_BACKOFF
+                if changes and len(changes) < self.count and (rest := self._batch + self.interval - self.last_read) > 0:
+                    # Sooner than the interval after the last batch: what else comes before
+                    # it is up goes with it, one frame per reader for all of it. (Waiting
+                    # only when a change came early costs an idle process no extra wake.)
+                    await asyncio.sleep(rest)
+                    changes += await self.store.changes_after(changes[-1].cursor, count=self.count - len(changes))
                 if changes:
+                    self._batch = time.monotonic()
                     self.hub.metrics.changes.inc(len(changes))
                     self.hub.apply(changes)
-                    # What arrives while the fan-out runs, or before the interval is up,
-                    # is read afterwards in one batch: one frame per reader for all of it.
+                    # What arrives while the fan-out runs is read afterwards, in one batch.
                     await self.hub.fanned_out()
-                    if (rest := self.last_read + self.interval - time.monotonic()) > 0:
-                        await asyncio.sleep(rest)
                 full = len(changes) >= self.count
                 self.lag = max(0.0, time.time() - changes[-1].ts / 1000) if full else 0.0
                 self.hub.metrics.reader_lag.set(self.lag)

@@ -28,32 +28,53 @@ from ticker.store import Store
 
 log = logging.getLogger("ticker.scheduler")
 
+RECHECK = 0.05
+"""Seconds before looking again at an item this process saw due but could not release."""
+
 
 class Scheduler:
-    """Releases due scheduled items; run :meth:`run` as one task per process."""
+    """Releases due scheduled items; run :meth:`run` as one task per process.
+
+    Each round reads the soonest items (one command), publishes those due, and
+    sleeps until the next one is due or :attr:`interval` passes, whichever is
+    sooner: an item known a round ahead goes out on time, one scheduled (by any
+    process) less than an interval ahead at most an interval late.
+    """
+
+    BATCH = 20
 
     def __init__(self, store: Store, *, interval: float = DEFAULT_SCHEDULER_INTERVAL) -> None:
         self.store = store
         self.interval = interval
         self.released = 0
 
-    async def round(self) -> int:
-        """Publish every item due now; how many this process published."""
-        published = 0
-        for item_id in await self.store.due(int(time.time() * 1000)):
+    async def round(self) -> float:
+        """Publish every item due now; seconds until the next round is needed."""
+        upcoming = await self.store.upcoming(count=self.BATCH)
+        now_ms = int(time.time() * 1000)
+        held = False
+        for item_id in [i for i, at in upcoming if at <= now_ms]:
             if await self.store.release(item_id) is not None:
-                published += 1
+                self.released += 1
                 log.info("published scheduled item %s", item_id)
-        self.released += published
-        return published
+            else:  # another process won it, it was cancelled, or Redis's clock says not yet
+                held = True
+        waiting = [at for _, at in upcoming if at > now_ms]
+        if len(upcoming) == self.BATCH and not waiting:
+            return 0.0  # more may be due than one round reads
+        if held:
+            return min(self.interval, RECHECK)
+        soonest = (waiting[0] - time.time() * 1000) / 1000 if waiting else self.interval
+        return max(0.0, min(self.interval, soonest))
 
     async def run(self) -> None:
         while True:
+            wait = self.interval
             try:
-                await self.round()
+                wait = await self.round()
             except (RedisError, TickerError, OSError) as exc:
                 log.warning("scheduler: %s; trying again shortly", exc)
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(wait)
 
 
 class Audience:

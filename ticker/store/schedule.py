@@ -21,10 +21,10 @@ class Schedule(Connection):
         raw = await self._call(lambda: self.redis.hmget(self.keys.sched_items, ids))
         return [Item.from_json(r) for r in raw if r]
 
-    async def due(self, at_ms: int, *, count: int = 20) -> list[str]:
-        """Ids of scheduled items due at ``at_ms`` (the caller's clock; the release checks Redis's)."""
-        ids = await self._call(lambda: self.redis.zrangebyscore(self.keys.sched, "-inf", at_ms, start=0, num=count))
-        return [str(i) for i in ids]
+    async def upcoming(self, *, count: int = 20) -> list[tuple[str, int]]:
+        """The ``count`` soonest scheduled items: id and publish_at (ms), soonest first."""
+        first = await self._call(lambda: self.redis.zrange(self.keys.sched, 0, count - 1, withscores=True))
+        return [(str(item_id), int(at)) for item_id, at in first]
 
     async def next_due(self) -> int | None:
         """The publish_at (ms) of the soonest scheduled item."""
