@@ -10,6 +10,7 @@ import pytest
 
 from ticker.errors import InvalidInput
 from ticker.ids import new_id
+from ticker.text import scan
 from ticker.models import (
     EditKind,
     Item,
@@ -339,3 +340,14 @@ def test_whole_numbers_are_json_integers_with_or_without_a_point(value: object, 
             parse(ItemCreate, {"headline": "Quake", "urgency": value})
     else:
         assert parse(ItemCreate, {"headline": "Quake", "urgency": value}).urgency == taken
+
+
+def test_the_text_rule_takes_its_shortcut_only_for_text_it_accepts() -> None:
+    # text_problem skips the scan for printable text: every character the scan refuses,
+    # anywhere in a string, must be unprintable, or the shortcut would let it through.
+    slipping = [
+        f"U+{code:04X}"
+        for code in range(0x110000)
+        if chr(code).isprintable() and (scan(chr(code)) or scan(f"a{chr(code)}a"))
+    ]
+    assert slipping == []

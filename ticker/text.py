@@ -57,6 +57,13 @@ def text_problem(value: str) -> str | None:
     characters, and tag characters inside an emoji flag sequence. Nothing is
     silently stripped: the writer learns which character, where.
     """
+    # Every character the rule refuses is unprintable to Python (categories Cc, Cs, Cf,
+    # Zl, Zp, and the noncharacters, which are unassigned): most text takes one C call.
+    return None if value.isprintable() else scan(value)
+
+
+def scan(value: str) -> str | None:
+    """:func:`text_problem`, one character at a time."""
     flags: set[int] | None = None
     for i, c in enumerate(value):
         category = unicodedata.category(c)
