@@ -10,7 +10,6 @@ import pytest
 
 from ticker.errors import InvalidInput
 from ticker.ids import new_id
-from ticker.text import scan
 from ticker.models import (
     EditKind,
     Item,
@@ -22,6 +21,7 @@ from ticker.models import (
     format_time,
     parse,
 )
+from ticker.text import scan
 
 AT = datetime(2024, 11, 17, 16, 22, tzinfo=UTC)
 
