@@ -13,7 +13,9 @@ import sys
 import tomllib
 from pathlib import Path
 
-REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*>=\s*([^,;\s]+)\s*(?:,\s*<[^,;\s]+\s*)?(;.*)?$")
+REQUIREMENT = re.compile(
+    r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*>=\s*([^,;\s]+)\s*(?:,\s*<[^,;\s]+\s*)?(;.*)?$"
+)
 
 
 def pins(requirements: list[str]) -> list[str]:
