@@ -13,7 +13,7 @@ import pytest
 from tests.support import units
 from ticker.errors import Conflict, NotFound, PreconditionFailed, Unavailable
 from ticker.models import Item, ItemCreate, ItemEdit, ScheduledEdit, epoch_ms, parse
-from ticker.store import Store, connect
+from ticker.store import Store, TokenRefused, TokenUse, connect
 
 pytestmark = pytest.mark.anyio
 
@@ -195,6 +195,37 @@ async def test_changes_after_cursor(store: Store) -> None:
     waited = await store.wait_changes(one.cursor, block_ms=100)
     assert [c.id for c in waited] == ["b"]
     assert await store.wait_changes(two.cursor, block_ms=50) == []
+
+
+async def test_a_publish_checks_its_token_in_its_own_script(store: Store) -> None:
+    record = {"scopes": ["edit"], "hash": "h-editor", "created_at": "2026-11-27T00:00:00Z"}
+    await store.add_token("editor", "h-editor", record)
+    await store.add_token("desk", "h-desk", {**record, "scopes": ["publish"], "hash": "h-desk"})
+
+    def token(digest: str, allowed: tuple[str, ...] = ("publish", "admin")) -> TokenUse:
+        return TokenUse(digest, "2026-11-27T09:00:00Z", 1.0, 2, allowed)
+
+    with pytest.raises(TokenRefused) as unknown:
+        await store.publish(create(id="a"), token=token("h-nobody"))
+    assert unknown.value.found is None
+    with pytest.raises(TokenRefused) as lacking:
+        await store.publish(create(id="a"), token=token("h-editor"))
+    assert lacking.value.found == ("editor", record, 0)
+    assert await entries(store) == [], "a refused token writes nothing"
+
+    published = await store.publish(create(id="a"), token=token("h-desk"))
+    assert [fields["actor"] for _, fields in await entries(store)] == ["desk"], "the token's name is the actor"
+    assert await store.redis.hget(store.keys.token_used, "desk") == "2026-11-27T09:00:00Z"
+    await store.publish(create(id="b", headline="Second"), token=token("h-desk"))
+    with pytest.raises(TokenRefused) as limited:  # the burst of 2 is spent, shared with use_token
+        await store.publish(create(id="c", headline="Third"), token=token("h-desk"))
+    assert limited.value.found is not None and 0 < limited.value.found[2] <= 1
+    assert [fields["id"] for _, fields in await entries(store)] == ["a", "b"]
+    scheduled = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    await store.redis.hdel(store.keys.rates, "desk")
+    later = await store.publish(create(id="d", publish_at=scheduled), token=token("h-desk"))
+    assert later.scheduled and await store.redis.hget(store.keys.sched_by, "d") == "desk"
+    assert published.item.id == "a"
 
 
 async def test_write_rate_limit_is_kept_in_redis(store: Store, redis_url: str) -> None:

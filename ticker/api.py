@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from starlette.requests import Request
@@ -11,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ticker.admission import Admission
-from ticker.auth import Scope, Staff, authenticate
+from ticker.auth import Scope, Staff, authenticate, refusal, token_use
 from ticker.errors import RateLimited, TickerError, Unauthorized
 from ticker.http import (
     before_param,
@@ -26,7 +27,7 @@ from ticker.http import (
 )
 from ticker.limits import FailureLimit
 from ticker.models import Item, ItemCreate, ItemEdit, ScheduledEdit, parse
-from ticker.store import Version, WriteResult
+from ticker.store import TokenRefused, Version, WriteResult
 
 MAX_QUERY = 200
 
@@ -44,12 +45,13 @@ def write_answer(result: WriteResult, status: int) -> Response:
     return json_response({"item": item_json(result.item), "cursor": result.cursor}, status, headers)
 
 
-async def login(request: Request, *, write: bool = False) -> Staff:
-    """The staff member behind the request's token; 429 while its address has failed too often.
+@contextlib.contextmanager
+def logging_in(request: Request) -> Iterator[str | None]:
+    """The request's ``Authorization`` header, to check inside the block; 429 while its
+    address has failed too often, and a 401 from the block counts as a failure.
 
     A locked-out address is refused before its token is looked at, so a guess
-    made while locked out learns nothing. With ``write``, the same Redis round
-    trip takes one write from the token's limit (see :func:`staff`).
+    made while locked out learns nothing.
     """
     failures: FailureLimit = request.app.state.login_failures
     admission: Admission = request.app.state.admission
@@ -58,14 +60,24 @@ async def login(request: Request, *, write: bool = False) -> Staff:
     if wait:
         raise RateLimited("too many failed logins from this address; wait and try again", retry_after=wait)
     authorization = request.headers.get("authorization")
-    settings = settings_of(request)
-    limit = (settings.write_rate, settings.write_burst) if write else None
     try:
-        return await authenticate(store_of(request), authorization, write=limit)
+        yield authorization
     except Unauthorized:
         if authorization:  # a token was offered and was wrong: a guess
             failures.fail(address, time.monotonic())
         raise
+
+
+def write_limit(request: Request) -> tuple[float, int]:
+    settings = settings_of(request)
+    return settings.write_rate, settings.write_burst
+
+
+async def login(request: Request, *, write: bool = False) -> Staff:
+    """The staff member behind the request's token (see :func:`logging_in`). With ``write``,
+    the same Redis round trip takes one write from the token's limit (see :func:`staff`)."""
+    with logging_in(request) as authorization:
+        return await authenticate(store_of(request), authorization, write=write_limit(request) if write else None)
 
 
 async def staff_reader(request: Request, scope: Scope | None = None) -> Staff:
@@ -81,9 +93,7 @@ async def staff(request: Request, scope: Scope) -> Staff:
     so every process counts against the same limit). The token check and the rate limit are
     one round trip; a write refused for its scope has still counted against the limit."""
     member = await login(request, write=True)
-    member.require(scope)
-    if member.write_wait:
-        raise RateLimited(f"too many writes from token {member.name!r}; slow down", retry_after=member.write_wait)
+    member.admit(scope)
     return member
 
 
@@ -119,9 +129,18 @@ def parse_body(request: Request, model: type[Any], data: Any) -> Any:
 
 
 async def create_item(request: Request) -> Response:
-    member = await staff(request, Scope.PUBLISH)
-    create = parse_body(request, ItemCreate, await read_json(request))
-    result = await store_of(request).publish(create, actor=member.name)
+    """The token is checked by the publish's own script: one Redis round trip for both."""
+    try:
+        create = parse_body(request, ItemCreate, await read_json(request))
+    except TickerError:
+        await staff(request, Scope.PUBLISH)  # who may not publish hears that first, as for every write
+        raise
+    with logging_in(request) as authorization:
+        token = token_use(authorization, Scope.PUBLISH, write_limit(request))
+        try:
+            result = await store_of(request).publish(create, token=token)
+        except TokenRefused as refused:
+            raise refusal(refused, token, Scope.PUBLISH) from None
     return write_answer(result, 201 if result.created else 200)
 
 

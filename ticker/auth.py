@@ -15,9 +15,9 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ticker.errors import Forbidden, InvalidInput, Unauthorized
+from ticker.errors import Forbidden, InvalidInput, RateLimited, TickerError, Unauthorized
 from ticker.models import format_time, now
-from ticker.store import Store
+from ticker.store import Found, Store, TokenRefused, TokenUse
 
 TOKEN_PREFIX = "tk_"
 TOKEN_BYTES = 32
@@ -44,8 +44,21 @@ class Staff:
     """For a write: 0 if the token's rate limit let it through, else seconds until it would."""
 
     def require(self, scope: Scope) -> None:
-        if scope not in self.scopes and Scope.ADMIN not in self.scopes:
+        if not self.scopes & set(granting(scope)):
             raise Forbidden(f"token {self.name!r} lacks the {scope.value!r} scope")
+
+    def admit(self, scope: Scope) -> None:
+        """Allowed ``scope`` and within the write limit: 403 before 429, so a token that may
+        never make this write is not told to wait for it."""
+        self.require(scope)
+        if self.write_wait:
+            raise RateLimited(f"too many writes from token {self.name!r}; slow down", retry_after=self.write_wait)
+
+
+def granting(scope: Scope) -> tuple[Scope, ...]:
+    """The scopes that allow what ``scope`` names: itself and admin (the one rule; a write
+    that checks its token in its own script is handed this list)."""
+    return (scope, Scope.ADMIN)
 
 
 def hash_token(token: str) -> str:
@@ -80,6 +93,37 @@ async def authenticate(store: Store, authorization: str | None, *, write: tuple[
     ``write`` (rate per second, burst), the same round trip takes one write from
     the token's shared limit (:attr:`Staff.write_wait`).
     """
+    digest = token_digest(authorization)
+    return staff_of(await store.use_token(digest, format_time(now()), write=write), digest)
+
+
+def token_use(authorization: str | None, scope: Scope, write: tuple[float, int]) -> TokenUse:
+    """The token of a write that checks it in its own script (:meth:`Store.publish`), or 401 for
+    a header of the wrong shape; turn its :class:`TokenRefused` into the answer with :func:`refusal`."""
+    rate, burst = write
+    return TokenUse(token_digest(authorization), format_time(now()), rate, burst, tuple(granting(scope)))
+
+
+def refusal(refused: TokenRefused, token: TokenUse, scope: Scope) -> TickerError:
+    """What a write whose script refused its token answers: what :func:`authenticate` and
+    :meth:`Staff.admit` would have said."""
+    member = staff_of(refused.found, token.digest)
+    try:
+        member.admit(scope)
+    except TickerError as exc:
+        return exc
+    return Forbidden(f"token {member.name!r} may not make this write")  # the script and admit disagree
+
+
+def staff_of(found: Found | None, digest: str) -> Staff:
+    if found is None or not hmac.compare_digest(found[1]["hash"], digest):
+        raise Unauthorized("unknown or revoked token")
+    name, record, wait = found
+    return Staff(name, frozenset(Scope(s) for s in record["scopes"]), wait)
+
+
+def token_digest(authorization: str | None) -> str:
+    """The hash a token is stored under, or 401 for a header no token ever had."""
     if not authorization:
         raise Unauthorized("this needs a staff token: send 'Authorization: Bearer <token>'")
     scheme, _, token = authorization.partition(" ")
@@ -88,9 +132,4 @@ async def authenticate(store: Store, authorization: str | None, *, write: tuple[
     token = token.strip()
     if not TOKEN_PATTERN.fullmatch(token):  # no token ever had this shape: no need to ask Redis
         raise Unauthorized("unknown or revoked token")
-    digest = hash_token(token)
-    found = await store.use_token(digest, format_time(now()), write=write)
-    if found is None or not hmac.compare_digest(found[1]["hash"], digest):
-        raise Unauthorized("unknown or revoked token")
-    name, record, wait = found
-    return Staff(name, frozenset(Scope(s) for s in record["scopes"]), wait)
+    return hash_token(token)

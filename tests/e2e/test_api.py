@@ -150,6 +150,14 @@ def test_auth(http: httpx.Client, settings: Settings) -> None:
     item_id = created.json()["item"]["id"]
     assert_error(http.patch(f"/api/items/{item_id}", json={"headline": "x"}, headers=auth(writer)), 403, "forbidden")
     assert_error(http.delete(f"/api/items/{item_id}", headers=auth(writer)), 403, "forbidden")
+    assert created.json()["item"]["id"] in [i["id"] for i in http.get("/api/items").json()["items"]]
+    # A bad body: who may not publish hears that first, whoever may hears what is wrong.
+    bad = {"headline": ""}
+    assert_error(http.post("/api/items", json=bad), 401, "unauthorized")
+    assert_error(post(http, "tk_wrong", bad), 401, "unauthorized")
+    assert_error(post(http, reader, bad), 403, "forbidden")
+    assert_error(http.post("/api/items", content=b"{", headers=auth(reader)), 403, "forbidden")
+    assert_error(post(http, writer, bad), 422, "invalid")
 
 
 def test_revoked_token_is_refused_at_once(http: httpx.Client, settings: Settings) -> None:

@@ -50,7 +50,7 @@ from ticker.store.connection import (
 from ticker.store.groups import Groups
 from ticker.store.items import EDIT_RETRIES, Items, Page, Version, WriteResult
 from ticker.store.schedule import Schedule
-from ticker.store.tokens import Tokens
+from ticker.store.tokens import Found, TokenRefused, Tokens, TokenUse
 
 __all__ = [
     "EDIT_RETRIES",
@@ -59,9 +59,12 @@ __all__ = [
     "TRANSIENT_REPLIES",
     "WRITE_CHECK_TTL",
     "Client",
+    "Found",
     "Page",
     "SentinelClient",
     "Store",
+    "TokenRefused",
+    "TokenUse",
     "Version",
     "WriteResult",
     "connect",

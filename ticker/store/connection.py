@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
@@ -146,10 +147,20 @@ def transient(exc: BaseException) -> bool:
     return isinstance(exc, ResponseError) and str(exc).startswith(TRANSIENT_REPLIES)
 
 
+_INCLUDE = re.compile(r"^--#include (_\w+)$", re.MULTILINE)
+"""A line of a script that stands for a shared part (``ticker/lua/_<name>.lua``): Redis
+scripts cannot call each other, so what two share is written into both."""
+
+
 def _scripts() -> dict[str, str]:
-    """The source of every script in ``ticker/lua/``, by name."""
+    """The source of every script in ``ticker/lua/`` by name, its shared parts written in."""
     folder = resources.files("ticker").joinpath("lua")
-    return {path.name.removesuffix(".lua"): path.read_text() for path in folder.iterdir() if path.name.endswith(".lua")}
+    files = {p.name.removesuffix(".lua"): p.read_text() for p in folder.iterdir() if p.name.endswith(".lua")}
+    return {
+        name: _INCLUDE.sub(lambda part: files[part.group(1)], source)
+        for name, source in files.items()
+        if not name.startswith("_")
+    }
 
 
 class Connection:

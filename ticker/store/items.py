@@ -25,6 +25,7 @@ from ticker.models import (
 )
 from ticker.protocol import cursor_key
 from ticker.store.stream import Stream
+from ticker.store.tokens import TokenRefused, TokenUse, token_found
 
 _WORDS = re.compile(r"\w+")
 EDIT_RETRIES = 200
@@ -65,8 +66,12 @@ class Page:
 class Items(Stream):
     # --- writes -------------------------------------------------------------
 
-    async def publish(self, create: ItemCreate, *, actor: str) -> WriteResult:
-        """Append a new item; the same ``id`` with the same content again changes nothing."""
+    async def publish(self, create: ItemCreate, *, actor: str = "", token: TokenUse | None = None) -> WriteResult:
+        """Append a new item; the same ``id`` with the same content again changes nothing.
+
+        With ``token``, the script checks it first (one round trip for both) and the
+        token's name is the actor; :class:`TokenRefused` when it refuses, with nothing written.
+        """
         item = create.to_item()
         k = self.keys
         keys = [
@@ -84,7 +89,7 @@ class Items(Stream):
             k.history(item.id),
         ]
         at = "" if create.publish_at is None else str(epoch_ms(create.publish_at))
-        args: list[str | int] = [
+        args: list[str | int | float] = [
             item.id,
             item.to_json(),
             create.fingerprint(),
@@ -95,6 +100,9 @@ class Items(Stream):
             "1" if item.pinned else "0",
             at,
         ]
+        if token is not None:
+            keys += [k.token_hash, k.tokens, k.token_used, k.rates]
+            args += [token.digest, token.at, token.rate, token.burst, " ".join(token.allowed)]
         publish = self.scripts["publish"]
         async with self._writer() as writer:
             reply = await self._call(lambda: publish(keys=keys, args=args, client=writer))
@@ -110,6 +118,10 @@ class Items(Stream):
                 return WriteResult(Item.from_json(reply[1]), reply[2], created=False)
             case "same-scheduled":
                 return WriteResult(Item.from_json(reply[1]), reply[2], created=False, scheduled=True)
+            case "token-unknown":
+                raise TokenRefused(None)
+            case "token-refused":
+                raise TokenRefused(token_found(reply[1], reply[2], reply[3]))
             case "retracted":
                 raise Conflict(f"item {item.id} was retracted; publish it under a new id")
             case _:
