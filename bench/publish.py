@@ -14,7 +14,8 @@ figures can be compared across noisy machines as a ratio. Prints medians of
 With ``--rate R`` it paces one connection at R requests a second instead, as a
 newsroom publishes, and reports the server's CPU per request (from ``/proc``):
 at a low rate every request wakes an idle process, which costs more than the
-same request among thousands::
+same request among thousands. A bare asyncio server answering the same paced
+requests shows the floor of that on this machine::
 
     .venv/bin/python -m bench.publish --rate 20 --seconds 20 --repeat 3
 """
@@ -81,6 +82,38 @@ def server(redis_url: str, prefix: str) -> Iterator[tuple[str, int]]:
         if not line.startswith("Ticker serving on "):
             raise SystemExit(f"bench: the server did not start: {line!r}")
         yield line.split()[3], proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+BARE_SERVER = """
+import asyncio
+
+class Answer(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok")
+
+async def main():
+    server = await asyncio.get_running_loop().create_server(Answer, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"""
+"""The least a request can cost a Python server here: asyncio alone, the same answer to
+anything. Paced, what it costs is mostly waking an idle process."""
+
+
+@contextmanager
+def bare_server() -> Iterator[tuple[str, int]]:
+    proc = subprocess.Popen([*pin(0), sys.executable, "-c", BARE_SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout
+        yield f"http://127.0.0.1:{proc.stdout.readline().strip()}", proc.pid
     finally:
         proc.terminate()
         proc.wait(30)
@@ -192,13 +225,19 @@ def main() -> None:
             for _ in range(args.repeat):
                 base.append(run(publish=False))
                 pubs.append(run(publish=True))
+        bare: list[Run] = []
+        if args.rate:
+            with bare_server() as (bare_url, bare_pid):
+                paced = {"seconds": args.seconds, "concurrency": 1, "rate": args.rate}
+                bare = [asyncio.run(load(bare_url, "", bare_pid, publish=False, **paced)) for _ in range(args.repeat)]
 
     def med(values: list[float]) -> float:
         return statistics.median(values)
 
     pace = f"one connection at {args.rate:g}/s" if args.rate else f"concurrency {args.concurrency}"
     print(f"publish bench: {args.repeat} runs x {args.seconds:.0f}s, {pace}, server pinned: {bool(pin(0))}")
-    for name, runs in (("GET /healthz (baseline)", base), ("POST /api/items", pubs)):
+    rows = [("GET /healthz (baseline)", base), ("POST /api/items", pubs)]
+    for name, runs in [*rows, *([("bare asyncio server", bare)] if bare else [])]:
         print(
             f"  {name:<24} {med([r.rate for r in runs]):8.0f} req/s   "
             f"p50 {med([r.pct(0.5) for r in runs]):6.1f} ms   p99 {med([r.pct(0.99) for r in runs]):6.1f} ms   "

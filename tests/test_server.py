@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 
 import pytest
+import uvicorn
 
 from ticker.errors import ConfigError
-from ticker.server import Flag, Inbox, check_versions
+from tests.support import units
+from ticker.server import Flag, Inbox, Server, check_versions
 
 
 def test_inbox_hands_items_over_in_order_and_wakes_the_reader() -> None:
@@ -54,3 +57,31 @@ def test_the_app_loads_no_server_internals() -> None:
     probe = "import sys, ticker.app; print(sorted(m for m in sys.modules if m.split('.')[0] in ('uvicorn', 'h11')))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_main_loop_sleeps_between_ticks_and_a_stop_from_another_thread_wakes_it() -> None:
+    async def app(scope: object, receive: object, send: object) -> None:
+        raise AssertionError("no request comes")
+
+    server = Server(uvicorn.Config(app))
+    server.tick = 3600.0  # without the wake, the loop would sleep an hour
+    ticks: list[int] = []
+
+    async def on_tick(counter: int) -> bool:
+        ticks.append(counter)
+        return bool(server.should_exit)
+
+    server.on_tick = on_tick  # type: ignore[method-assign]
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        looping = asyncio.create_task(server.main_loop())
+        while not ticks:
+            await asyncio.sleep(0.01)
+        stopper = threading.Thread(target=setattr, args=(server, "should_exit", True))
+        await loop.run_in_executor(None, lambda: (stopper.start(), stopper.join()))
+        async with asyncio.timeout(units(30)):
+            await looping
+
+    asyncio.run(run())
+    assert ticks == [0, 10], "one tick at start, one when woken (uvicorn refreshes its Date header every 10th)"

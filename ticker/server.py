@@ -24,6 +24,10 @@ What Ticker's own server adds, by subclassing uvicorn's ``httptools`` and
   slotted stand-ins (:class:`Inbox`, :class:`Flag`).
 - **No permessage-deflate**: frames are prepared once for every client (see
   ``docs/performance.md``).
+- **A quiet idle process**: uvicorn's main loop looks at the clock ten times
+  a second; Ticker's looks once a second (the ``Date`` header needs no more)
+  and a stop request (``should_exit``, from a signal or another thread) wakes
+  it at once. Waking an idle process costs far more than the look itself.
 
 Each of these reads or replaces attributes that uvicorn and ``websockets``
 do not promise to keep, so :func:`check_versions` refuses, at start, versions
@@ -33,6 +37,7 @@ this module was not tested with, naming them (see ``docs/operations.md``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import socket
@@ -363,12 +368,39 @@ class FrameProtocol(WebSocketsSansIOProtocol):
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, which first closes the live clients when it stops.
+    """uvicorn's server, which first closes the live clients when it stops, and whose main
+    loop ticks once a second instead of ten times.
 
     uvicorn closes WebSockets with 1012 on its own, but waits for streaming
     HTTP responses to end: the hub's ``close_all`` ends the SSE streams cleanly
     (and closes WebSockets with 1001) before uvicorn waits for connections.
     """
+
+    tick = 1.0
+    """Seconds between two looks at the clock (uvicorn: 0.1)."""
+    _exit = False
+    _stop: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+
+    @property
+    def should_exit(self) -> bool:
+        return self._exit
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self._exit = value
+        if value and self._stop is not None:
+            loop, stop = self._stop
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nothing waits
+                loop.call_soon_threadsafe(stop.set)
+
+    async def main_loop(self) -> None:
+        self._stop = (asyncio.get_running_loop(), asyncio.Event())
+        ticks = 0
+        while not await self.on_tick(ticks):  # uvicorn refreshes its Date header every 10th tick
+            ticks = (ticks + 10) % 864000
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.tick):
+                    await self._stop[1].wait()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         hub = getattr(getattr(self.config.app, "state", None), "hub", None)
