@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import threading
 
 import pytest
 import uvicorn
 
-from ticker.errors import ConfigError
 from tests.support import units
+from ticker.errors import ConfigError
 from ticker.server import Flag, Inbox, Server, check_versions
 
 
@@ -67,19 +66,18 @@ def test_the_main_loop_sleeps_between_ticks_and_a_stop_from_another_thread_wakes
     server.tick = 3600.0  # without the wake, the loop would sleep an hour
     ticks: list[int] = []
 
-    async def on_tick(counter: int) -> bool:
-        ticks.append(counter)
-        return bool(server.should_exit)
-
-    server.on_tick = on_tick  # type: ignore[method-assign]
-
     async def run() -> None:
-        loop = asyncio.get_running_loop()
+        ticked = asyncio.Event()
+
+        async def on_tick(counter: int) -> bool:
+            ticks.append(counter)
+            ticked.set()
+            return bool(server.should_exit)
+
+        server.on_tick = on_tick  # type: ignore[method-assign]
         looping = asyncio.create_task(server.main_loop())
-        while not ticks:
-            await asyncio.sleep(0.01)
-        stopper = threading.Thread(target=setattr, args=(server, "should_exit", True))
-        await loop.run_in_executor(None, lambda: (stopper.start(), stopper.join()))
+        await ticked.wait()
+        await asyncio.to_thread(setattr, server, "should_exit", True)  # as a signal or a test thread does
         async with asyncio.timeout(units(30)):
             await looping
 
