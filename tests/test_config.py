@@ -172,6 +172,9 @@ def test_fan_out_slices_from_the_environment() -> None:
     for value in ["-1", "nan", "inf"]:
         with pytest.raises(ConfigError, match="fanout_slice_ms, fanout_yield_ms and fanout_interval_ms"):
             load({"TICKER_FANOUT_SLICE_MS": value, "TICKER_STATE_DIR": "s"})
+    assert load({"TICKER_FANOUT_INTERVAL_MS": "0", "TICKER_STATE_DIR": "s"}).fanout_interval_ms == 0
+    with pytest.raises(ConfigError, match="fanout_interval_ms must be at most 500"):
+        load({"TICKER_FANOUT_INTERVAL_MS": "2000", "TICKER_STATE_DIR": "s"})
 
 
 def test_a_password_never_appears_in_a_message() -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ticker.models import ItemCreate, parse
-from ticker.scheduler import Scheduler
+from ticker.scheduler import RECHECK, Scheduler
 from ticker.store import Store, connect
 
 pytestmark = pytest.mark.anyio
@@ -52,3 +52,13 @@ async def test_more_due_items_than_one_round_reads_are_published_without_a_pause
     assert await scheduler.round() == 0  # a full batch was due: go on at once
     assert await scheduler.round() == 60
     assert scheduler.released == Scheduler.BATCH + 5 and await store.scheduled() == []
+
+
+async def test_due_items_it_cannot_release_are_looked_at_again_soon_but_not_at_once(store: Store) -> None:
+    # Another process won them, or Redis's clock says "not yet": a full batch of them must
+    # not make the scheduler go round without a pause.
+    past = int(time.time() * 1000) - 1000
+    await store.redis.zadd(store.keys.sched, {f"gone{n}": past for n in range(Scheduler.BATCH + 5)})
+    scheduler = Scheduler(store, interval=60)
+    assert await scheduler.round() == RECHECK
+    assert scheduler.released == 0

@@ -129,14 +129,20 @@ def parse_body(request: Request, model: type[Any], data: Any) -> Any:
 
 
 async def create_item(request: Request) -> Response:
-    """The token is checked by the publish's own script: one Redis round trip for both."""
-    try:
-        create = parse_body(request, ItemCreate, await read_json(request))
-    except TickerError:
-        await staff(request, Scope.PUBLISH)  # who may not publish hears that first, as for every write
-        raise
+    """The token is checked by the publish's own script: one Redis round trip for both.
+
+    A locked-out address or a header no token has is refused before the body is
+    read; a bad body is refused only after the token is checked on its own, so who
+    may not publish hears that first, as for every write.
+    """
     with logging_in(request) as authorization:
         token = token_use(authorization, Scope.PUBLISH, write_limit(request))
+        try:
+            create = parse_body(request, ItemCreate, await read_json(request))
+        except TickerError:
+            member = await authenticate(store_of(request), authorization, write=write_limit(request))
+            member.admit(Scope.PUBLISH)
+            raise
         try:
             result = await store_of(request).publish(create, token=token)
         except TokenRefused as refused:

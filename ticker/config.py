@@ -106,6 +106,7 @@ DEFAULT_FANOUT_YIELD_MS = 20.0
 """Longest the fan-out pauses after a slice while HTTP requests (a publish) wait for their answer."""
 DEFAULT_FANOUT_INTERVAL_MS = 20.0
 """Shortest time between two fan-outs: changes that come faster share the next frame."""
+MAX_FANOUT_INTERVAL_MS = 500.0
 # --- Redis topologies and durable writes -------------------------------------------
 
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+sentinels", "redis+cluster", "redis+clusters")
@@ -461,6 +462,10 @@ def validate(settings: Settings) -> None:
     fanout = (settings.fanout_slice_ms, settings.fanout_yield_ms, settings.fanout_interval_ms)
     if not all(0 <= ms < math.inf for ms in fanout):
         raise ConfigError("fanout_slice_ms, fanout_yield_ms and fanout_interval_ms must be 0 or more milliseconds")
+    if settings.fanout_interval_ms > MAX_FANOUT_INTERVAL_MS:
+        raise ConfigError(
+            f"fanout_interval_ms must be at most {MAX_FANOUT_INTERVAL_MS:g}: changes must reach readers within a second"
+        )
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
     try:

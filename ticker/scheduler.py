@@ -52,18 +52,19 @@ class Scheduler:
         """Publish every item due now; seconds until the next round is needed."""
         upcoming = await self.store.upcoming(count=self.BATCH)
         now_ms = int(time.time() * 1000)
-        held = False
+        released = held = 0
         for item_id in [i for i, at in upcoming if at <= now_ms]:
             if await self.store.release(item_id) is not None:
-                self.released += 1
+                released += 1
                 log.info("published scheduled item %s", item_id)
             else:  # another process won it, it was cancelled, or Redis's clock says not yet
-                held = True
+                held += 1
+        self.released += released
         waiting = [at for _, at in upcoming if at > now_ms]
-        if len(upcoming) == self.BATCH and not waiting:
+        if released and len(upcoming) == self.BATCH and not waiting:
             return 0.0  # more may be due than one round reads
         if held:
-            return min(self.interval, RECHECK)
+            return min(self.interval, RECHECK)  # never at once: that could spin while Redis says "not yet"
         soonest = (waiting[0] - time.time() * 1000) / 1000 if waiting else self.interval
         return max(0.0, min(self.interval, soonest))
 

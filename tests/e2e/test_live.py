@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.clients import LiveReader, lines, wait_async
 from tests.support import HypercornThread, ServerThread, units, wait_for
 from ticker.config import Settings
+from ticker.protocol import cursor_key
 
 
 @pytest.fixture(params=["uvicorn", "hypercorn"])
@@ -70,6 +71,8 @@ def test_snapshot_then_live_events_with_server_time(server: ServerThread, http: 
         cursor = await asyncio.to_thread(publish, http, "Aftershock", id="q2")
         # p1 may come live too: the snapshot is as of whatever the server had read when it was taken.
         await wait_async(lambda: cursor in reader.cursors(), what="the live event")
+        assert reader.start is not None and all(cursor_key(c) > cursor_key(reader.start) for c in reader.cursors())
+        assert len(set(reader.cursors())) == len(reader.cursors()), "nothing twice"
         event = reader.events[reader.cursors().index(cursor)]
         assert event["op"] == "publish" and event["item"]["id"] == "q2" and isinstance(event["ts"], int)
         await reader.close()
