@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import uvicorn
+import websockets
 
-from tests.support import units
+from tests.support import bound_socket, units
+from ticker.config import Settings
 from ticker.errors import ConfigError
-from ticker.server import Flag, Inbox, Server, check_versions
+from ticker.server import Flag, FrameProtocol, Inbox, Server, check_versions, uvicorn_config
 
 
 def test_inbox_hands_items_over_in_order_and_wakes_the_reader() -> None:
@@ -83,3 +86,37 @@ def test_the_main_loop_sleeps_between_ticks_and_a_stop_from_another_thread_wakes
 
     asyncio.run(run())
     assert ticks == [0, 10], "one tick at start, one when woken (uvicorn refreshes its Date header every 10th)"
+
+
+def test_a_client_closing_in_the_same_turn_as_the_server_stops_gets_no_second_close() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    async def run() -> None:
+        sock = bound_socket()
+        server = Server(uvicorn_config(app, Settings(), log_level="warning"))
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            async with asyncio.timeout(units(20)):
+                while not server.started:
+                    await asyncio.sleep(0.01)
+            async with websockets.connect(f"ws://127.0.0.1:{sock.getsockname()[1]}/") as client:
+                protocol = next(c for c in server.server_state.connections if isinstance(c, FrameProtocol))
+                protocol.data_received(b"\x88\x82\x00\x00\x00\x00\x03\xe8")  # the client's close (1000) arrives...
+                protocol.shutdown()  # ...and the server stops before the connection is gone: no InvalidState
+                await client.wait_closed()
+        finally:
+            server.should_exit = True
+            async with asyncio.timeout(units(20)):
+                await serving
+            sock.close()
+
+    asyncio.run(run())

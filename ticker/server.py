@@ -53,7 +53,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
-from websockets.protocol import Protocol
+from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 
 from ticker.config import Settings
@@ -359,7 +359,13 @@ class FrameProtocol(WebSocketsSansIOProtocol):
         self._stopped()
 
     def shutdown(self) -> None:
-        super().shutdown()
+        if self.handshake_complete and not self.close_sent and self.conn.state is not State.OPEN:
+            # The client's close came in this same turn of the loop: it was answered and the
+            # transport is closing, but uvicorn would send a close of its own (InvalidState).
+            self.stop_keepalive()
+            self.transport.close()
+        else:
+            super().shutdown()
         self._stopped()
 
     def connection_lost(self, exc: Exception | None) -> None:
