@@ -57,6 +57,7 @@ REVALIDATE = "no-cache"
 STREAMS = frozenset({"/api/events"})
 """Answers that stream: never buffered for compression, each event must leave at once."""
 GZIP_MIN_BYTES = 1024
+READS = frozenset({"GET", "HEAD"})
 GZIP_LEVEL = 6
 """zlib's default: nearly level 9's size at a fraction of its CPU."""
 CORS_PREFIXES = ("/api/items", "/api/events", "/widget.json", "/static/", "/feed.json", "/feed.atom")
@@ -120,17 +121,18 @@ class ReadCors:
 
 
 class Compress:
-    """gzip for answers a client accepts it for (pages, scripts, styles, feeds, JSON),
-    except the streams in :data:`STREAMS`, whatever the installed Starlette excludes,
-    and ranges (a compressed part of a file matches no ``Content-Range``)."""
+    """gzip for answers to reads a client accepts it for (pages, scripts, styles, feeds,
+    JSON), except the streams in :data:`STREAMS`, whatever the installed Starlette
+    excludes, and ranges (a compressed part of a file matches no ``Content-Range``).
+    The answer to a write is one item, rarely worth it: writes skip the wrapper."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.gzip = GZipMiddleware(app, minimum_size=GZIP_MIN_BYTES, compresslevel=GZIP_LEVEL)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ranged = any(name == b"range" for name, _ in scope.get("headers", ()))
-        if scope["type"] == "http" and scope["path"] not in STREAMS and not ranged:
+        read = scope["type"] == "http" and scope["method"] in READS and scope["path"] not in STREAMS
+        if read and not any(name == b"range" for name, _ in scope["headers"]):
             await self.gzip(scope, receive, send)
         else:
             await self.app(scope, receive, send)

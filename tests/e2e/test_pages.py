@@ -61,8 +61,15 @@ def test_static_files_are_hardened_cached_with_validators_and_never_raw_html(htt
         assert http.get(f"/static/{name}", params={"v": "old"}).headers["cache-control"] == "no-cache"
 
 
-def test_text_is_compressed_but_never_the_event_stream(http: httpx.Client, server: ServerThread) -> None:
+def test_text_is_compressed_but_never_the_event_stream(
+    http: httpx.Client, server: ServerThread, admin_token: str
+) -> None:
     gzip = {"Accept-Encoding": "gzip"}
+    long = {"headline": "A long link", "url": "https://news.example/" + "a" * 1200}
+    written = http.post("/api/items", json=long, headers={**gzip, "Authorization": f"Bearer {admin_token}"})
+    assert written.status_code == 201 and "content-encoding" not in written.headers, "a write's answer is not"
+    read = http.get(f"/api/items/{written.json()['item']['id']}", headers=gzip)
+    assert read.headers.get("content-encoding") == "gzip" and read.json()["url"] == long["url"], "the same item read is"
     for path in ("/static/ticker.js", "/static/ticker.css", "/", "/desk", "/openapi.json"):
         answer = http.get(path, headers=gzip)
         assert answer.headers.get("content-encoding") == "gzip", path
