@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import importlib.util
 import json
 import os
 import re
@@ -935,6 +936,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {limit_note}")
     tuned = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("TICKER_"))
     print("ours runs with " + (", ".join(tuned) if tuned else "its default settings"))
+    # uvicorn runs on uvloop by itself whenever it is installed: say so, it changes the figures.
+    loop = "uvloop (installed beside it)" if importlib.util.find_spec("uvloop") else "asyncio's own loop"
+    print(f"ours and the naive reference (both under uvicorn) run on {loop}")
     results: list[Result] = []
     dead: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="ticker-bench-") as tmp:
