@@ -66,6 +66,18 @@ def pin(core: int) -> list[str]:
 
 
 @contextmanager
+def started(args: list[str], env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """A Python server on core 0: the first line it prints, and its pid; stopped afterwards."""
+    proc = subprocess.Popen([*pin(0), sys.executable, *args], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout
+        yield proc.stdout.readline(), proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@contextmanager
 def server(redis_url: str, prefix: str) -> Iterator[tuple[str, int]]:
     env = {
         **os.environ,
@@ -74,17 +86,10 @@ def server(redis_url: str, prefix: str) -> Iterator[tuple[str, int]]:
         "TICKER_WRITE_RATE": "1000000",
         "TICKER_WRITE_BURST": "1000000",
     }
-    cmd = [*pin(0), sys.executable, "-m", "ticker.cli", "serve", "--port", "0", "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout
-        line = proc.stdout.readline()
+    with started(["-m", "ticker.cli", "serve", "--port", "0", "--log-level", "warning"], env) as (line, pid):
         if not line.startswith("Ticker serving on "):
             raise SystemExit(f"bench: the server did not start: {line!r}")
-        yield line.split()[3], proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(30)
+        yield line.split()[3], pid
 
 
 BARE_SERVER = """
@@ -110,13 +115,8 @@ anything. Paced, what it costs is mostly waking an idle process."""
 
 @contextmanager
 def bare_server() -> Iterator[tuple[str, int]]:
-    proc = subprocess.Popen([*pin(0), sys.executable, "-c", BARE_SERVER], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout
-        yield f"http://127.0.0.1:{proc.stdout.readline().strip()}", proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    with started(["-c", BARE_SERVER]) as (port, pid):
+        yield f"http://127.0.0.1:{port.strip()}", pid
 
 
 @contextmanager

@@ -297,7 +297,7 @@ async def test_an_item_indexed_under_the_older_key_is_rekeyed_by_its_next_change
 async def test_scheduled_items_are_released_once_and_only_when_due(store: Store) -> None:
     later = datetime.now(UTC) + timedelta(hours=1)
     first = await store.publish(create(headline="At noon", id="noon", publish_at=later.isoformat()), actor="t")
-    assert first.scheduled and await store.next_due() == epoch_ms(first.item.published_at)
+    assert first.scheduled and await store.upcoming(count=1) == [("noon", epoch_ms(first.item.published_at))]
     assert await store.release("noon") is None  # not due yet: nothing appended
     assert await entries(store) == []
     edited = await store.edit_scheduled("noon", parse(ScheduledEdit, {"headline": "At noon sharp"}))
@@ -312,7 +312,7 @@ async def test_scheduled_items_are_released_once_and_only_when_due(store: Store)
         await store.edit_scheduled("noon", parse(ScheduledEdit, {"headline": "Too late"}))
     with pytest.raises(NotFound):
         await store.cancel_scheduled("noon")
-    assert await store.next_due() is None
+    assert await store.upcoming(count=1) == []
 
 
 async def test_a_cancelled_schedule_frees_its_id_and_appends_nothing(store: Store) -> None:

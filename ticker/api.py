@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ticker.admission import Admission
-from ticker.auth import Scope, Staff, authenticate, refusal, token_use
+from ticker.auth import Scope, Staff, authenticate, refuse, token_use
 from ticker.errors import RateLimited, TickerError, Unauthorized
 from ticker.http import (
     before_param,
@@ -135,18 +135,18 @@ async def create_item(request: Request) -> Response:
     read; a bad body is refused only after the token is checked on its own, so who
     may not publish hears that first, as for every write.
     """
+    limit = write_limit(request)
     with logging_in(request) as authorization:
-        token = token_use(authorization, Scope.PUBLISH, write_limit(request))
+        token = token_use(authorization, Scope.PUBLISH, limit)
         try:
             create = parse_body(request, ItemCreate, await read_json(request))
         except TickerError:
-            member = await authenticate(store_of(request), authorization, write=write_limit(request))
-            member.admit(Scope.PUBLISH)
+            (await authenticate(store_of(request), authorization, write=limit)).admit(Scope.PUBLISH)
             raise
         try:
             result = await store_of(request).publish(create, token=token)
         except TokenRefused as refused:
-            raise refusal(refused, token, Scope.PUBLISH) from None
+            refuse(refused, token, Scope.PUBLISH)
     return write_answer(result, 201 if result.created else 200)
 
 

@@ -14,8 +14,9 @@ import re
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NoReturn
 
-from ticker.errors import Forbidden, InvalidInput, RateLimited, TickerError, Unauthorized
+from ticker.errors import Forbidden, InvalidInput, RateLimited, Unauthorized
 from ticker.models import format_time, now
 from ticker.store import Found, Store, TokenRefused, TokenUse
 
@@ -99,20 +100,17 @@ async def authenticate(store: Store, authorization: str | None, *, write: tuple[
 
 def token_use(authorization: str | None, scope: Scope, write: tuple[float, int]) -> TokenUse:
     """The token of a write that checks it in its own script (:meth:`Store.publish`), or 401 for
-    a header of the wrong shape; turn its :class:`TokenRefused` into the answer with :func:`refusal`."""
+    a header of the wrong shape; turn its :class:`TokenRefused` into the answer with :func:`refuse`."""
     rate, burst = write
-    return TokenUse(token_digest(authorization), format_time(now()), rate, burst, tuple(granting(scope)))
+    return TokenUse(token_digest(authorization), format_time(now()), rate, burst, granting(scope))
 
 
-def refusal(refused: TokenRefused, token: TokenUse, scope: Scope) -> TickerError:
-    """What a write whose script refused its token answers: what :func:`authenticate` and
-    :meth:`Staff.admit` would have said."""
+def refuse(refused: TokenRefused, token: TokenUse, scope: Scope) -> NoReturn:
+    """Raise what a write whose script refused its token answers: what :func:`authenticate`
+    and :meth:`Staff.admit` would have said."""
     member = staff_of(refused.found, token.digest)
-    try:
-        member.admit(scope)
-    except TickerError as exc:
-        return exc
-    return Forbidden(f"token {member.name!r} may not make this write")  # the script and admit disagree
+    member.admit(scope)
+    raise Forbidden(f"token {member.name!r} may not make this write")  # the script and admit disagree
 
 
 def staff_of(found: Found | None, digest: str) -> Staff:

@@ -56,8 +56,9 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 STREAMS = frozenset({"/api/events"})
 """Answers that stream: never buffered for compression, each event must leave at once."""
-GZIP_MIN_BYTES = 1024
 READS = frozenset({"GET", "HEAD"})
+"""The methods whose answers are compressed: a write's answer is one item, rarely worth it."""
+GZIP_MIN_BYTES = 1024
 GZIP_LEVEL = 6
 """zlib's default: nearly level 9's size at a fraction of its CPU."""
 CORS_PREFIXES = ("/api/items", "/api/events", "/widget.json", "/static/", "/feed.json", "/feed.atom")

@@ -52,20 +52,18 @@ class Scheduler:
         """Publish every item due now; seconds until the next round is needed."""
         upcoming = await self.store.upcoming(count=self.BATCH)
         now_ms = int(time.time() * 1000)
-        released = held = 0
-        for item_id in [i for i, at in upcoming if at <= now_ms]:
+        due = [item_id for item_id, at in upcoming if at <= now_ms]
+        released = 0
+        for item_id in due:
             if await self.store.release(item_id) is not None:
                 released += 1
                 log.info("published scheduled item %s", item_id)
-            else:  # another process won it, it was cancelled, or Redis's clock says not yet
-                held += 1
         self.released += released
-        waiting = [at for _, at in upcoming if at > now_ms]
-        if released and len(upcoming) == self.BATCH and not waiting:
-            return 0.0  # more may be due than one round reads
-        if held:
+        if released < len(due):  # another process won one, it was cancelled, or Redis's clock says not yet
             return min(self.interval, RECHECK)  # never at once: that could spin while Redis says "not yet"
-        soonest = (waiting[0] - time.time() * 1000) / 1000 if waiting else self.interval
+        if len(due) == self.BATCH:
+            return 0.0  # more may be due than one round reads
+        soonest = (upcoming[len(due)][1] - time.time() * 1000) / 1000 if len(upcoming) > len(due) else self.interval
         return max(0.0, min(self.interval, soonest))
 
     async def run(self) -> None:

@@ -101,8 +101,8 @@ class Items(Stream):
             at,
         ]
         if token is not None:
-            keys += [k.token_hash, k.tokens, k.token_used, k.rates]
-            args += [token.digest, token.at, token.rate, token.burst, " ".join(token.allowed)]
+            keys += k.token_keys
+            args += token.args()
         publish = self.scripts["publish"]
         async with self._writer() as writer:
             reply = await self._call(lambda: publish(keys=keys, args=args, client=writer))

@@ -27,6 +27,8 @@ class Keys:
         self.token_used = f"{tag}:token-used"
         self.rates = f"{tag}:rates"
         """Each token's write limit (GCRA state, by token name)."""
+        self.token_keys = (self.token_hash, self.tokens, self.token_used, self.rates)
+        """What every script that looks a token up, or revokes one, is handed (``_token.lua``)."""
         self.sync = f"{tag}:sync"
         self.every = f"{tag}:*"
         """A ``SCAN`` pattern that matches every key of the deployment."""

@@ -26,11 +26,6 @@ class Schedule(Connection):
         first = await self._call(lambda: self.redis.zrange(self.keys.sched, 0, count - 1, withscores=True))
         return [(str(item_id), int(at)) for item_id, at in first]
 
-    async def next_due(self) -> int | None:
-        """The publish_at (ms) of the soonest scheduled item."""
-        first = await self._call(lambda: self.redis.zrange(self.keys.sched, 0, 0, withscores=True))
-        return int(first[0][1]) if first else None
-
     async def _scheduled_item(self, item_id: str) -> tuple[str, Item]:
         raw = await self._call(lambda: self.redis.hget(self.keys.sched_items, item_id))
         if raw is None:

@@ -28,6 +28,10 @@ class TokenUse:
     allowed: tuple[str, ...]
     """Every scope that allows the write."""
 
+    def args(self) -> list[str | float | int]:
+        """The script's token arguments, in ``_token.lua``'s order, then the allowed scopes."""
+        return [self.digest, self.at, self.rate, self.burst, " ".join(self.allowed)]
+
 
 class TokenRefused(Exception):
     """A write's own script refused its token, and wrote nothing: unknown (``found`` is
@@ -56,10 +60,9 @@ class Tokens(Connection):
         token's limit, shared by every process, in the same round trip: the third
         value is 0 when it was, else the seconds until one may be.
         """
-        keys = [self.keys.token_hash, self.keys.tokens, self.keys.token_used, self.keys.rates]
         args: list[str | float | int] = [token_hash, at, *(write or ())]
         script = self.scripts["token"]
-        reply = await self._call(lambda: script(keys=keys, args=args))
+        reply = await self._call(lambda: script(keys=self.keys.token_keys, args=args))
         return None if not reply else token_found(*reply)
 
     async def tokens(self) -> dict[str, dict[str, Any]]:
@@ -72,6 +75,5 @@ class Tokens(Connection):
         if raw is None:
             raise NotFound(f"no token named {name!r}")
         record = json.loads(raw)
-        keys = [self.keys.token_hash, self.keys.tokens, self.keys.token_used, self.keys.rates]
         script = self.scripts["revoke"]
-        await self._call(lambda: script(keys=keys, args=[record["hash"], name]))
+        await self._call(lambda: script(keys=self.keys.token_keys, args=[record["hash"], name]))
